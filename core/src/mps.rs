@@ -79,7 +79,10 @@ mod tests {
 
     #[test]
     fn single_and_per_device() {
-        assert_eq!(PinnedMemLimit::parse("16G"), Ok(PinnedMemLimit::All(16 << 30)));
+        assert_eq!(
+            PinnedMemLimit::parse("16G"),
+            Ok(PinnedMemLimit::All(16 << 30))
+        );
         let l = PinnedMemLimit::parse("0=16G, 1=8192M").unwrap();
         assert_eq!(l.for_device(0), Some(16 << 30));
         assert_eq!(l.for_device(1), Some(8192 << 20));
@@ -89,7 +92,9 @@ mod tests {
     #[test]
     fn errors_name_the_entry() {
         assert_eq!(PinnedMemLimit::parse(" "), Err(LimitError::Empty));
-        assert!(matches!(PinnedMemLimit::parse("x=1G"), Err(LimitError::BadDevice(e)) if e == "x=1G"));
+        assert!(
+            matches!(PinnedMemLimit::parse("x=1G"), Err(LimitError::BadDevice(e)) if e == "x=1G")
+        );
         let e = PinnedMemLimit::parse("0=-1G").unwrap_err();
         assert!(e.to_string().contains("0=-1G"), "{e}");
     }

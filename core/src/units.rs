@@ -1,5 +1,5 @@
-//! Byte sizes as operators write them: parsing (`33GiB`, `33G`, `33GB`, `512MiB`, `1.5GiB`,
-//! plain bytes) and formatting for humans.
+//! Byte sizes and durations as operators write them: parsing (`33GiB`, `33G`, `33GB`,
+//! `512MiB`, `1.5GiB`, plain bytes; `500ms`, `1s`, `1.5m`, `2h`) and formatting for humans.
 //!
 //! Conventions (documented in `docs/scenarios.md` and the CLI help):
 //! - `KiB`/`MiB`/`GiB`/`TiB` are binary (1024-based).
@@ -10,6 +10,7 @@
 //!   errors that name the input.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Why a size string could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,7 +21,9 @@ pub enum SizeError {
     Negative(String),
     #[error("size {0:?} has no number (expected e.g. 33GiB, 512MiB, 1.5G)")]
     NoNumber(String),
-    #[error("size {input:?} has an unknown unit {unit:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB, K, M, G or T)")]
+    #[error(
+        "size {input:?} has an unknown unit {unit:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB, K, M, G or T)"
+    )]
     UnknownUnit { input: String, unit: String },
     #[error("size {0:?} is too large")]
     Overflow(String),
@@ -97,9 +100,44 @@ impl fmt::Display for Bytes {
     }
 }
 
+/// Why a duration string could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("duration {0:?} is not valid (expected a number with ms, s, m or h, e.g. 500ms, 1s, 2m)")]
+pub struct DurationError(pub String);
+
+/// Parses a duration such as `500ms`, `1s`, `1.5s`, `2m` or `1h`. A unit is required.
+pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
+    let err = || DurationError(input.to_string());
+    let s = input.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(err)?;
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num.parse().map_err(|_| err())?;
+    let secs = match unit.trim() {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(err()),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| err())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "5", "-1s", "1x", "ms", "1e400s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 
     const GIB: u64 = 1 << 30;
 
@@ -121,10 +159,16 @@ mod tests {
         assert_eq!(parse_size("-1"), Err(SizeError::Negative("-1".into())));
         assert_eq!(parse_size(""), Err(SizeError::Empty));
         assert_eq!(parse_size("GiB"), Err(SizeError::NoNumber("GiB".into())));
-        assert_eq!(parse_size("1.2.3G"), Err(SizeError::NoNumber("1.2.3G".into())));
+        assert_eq!(
+            parse_size("1.2.3G"),
+            Err(SizeError::NoNumber("1.2.3G".into()))
+        );
         let e = parse_size("33XB").unwrap_err();
         assert!(e.to_string().contains("33XB"), "{e}");
-        assert!(matches!(parse_size("99999999999999999999TiB"), Err(SizeError::Overflow(_))));
+        assert!(matches!(
+            parse_size("99999999999999999999TiB"),
+            Err(SizeError::Overflow(_))
+        ));
     }
 
     #[test]

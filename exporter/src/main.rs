@@ -1,1 +1,160 @@
-fn main() {}
+//! `headroom-exporter`: wires configuration, the NVML backend, the sampler and Xid listener
+//! threads and the HTTP server, and shuts them down in order on SIGTERM/SIGINT.
+//!
+//! Exit codes: 0 after a clean shutdown; 2 for bad flags or environment; 3 when NVML cannot
+//! be loaded or initialised; 4 when the listen address cannot be bound; 1 otherwise.
+#![forbid(unsafe_code)]
+
+mod config;
+mod log;
+mod published;
+mod render;
+mod sampler;
+mod server;
+mod shared;
+mod simulate;
+
+use clap::Parser;
+use config::{Args, Config};
+use headroom_core::collect::{Kind, XidCounts, XidListener};
+use headroom_core::nvml::NvmlBackend;
+use headroom_core::procfs::ProcFs;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn hostname(cfg: &Config) -> Option<String> {
+    cfg.node_name.clone().or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error("cannot install signal handlers; stop with SIGKILL", &[]);
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => log::info("SIGTERM received, draining", &[]),
+        _ = int.recv() => log::info("SIGINT received, draining", &[]),
+    }
+}
+
+fn main() -> ExitCode {
+    let cfg = match Config::from_args(Args::parse()) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("headroom-exporter: {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    log::init(cfg.log_format);
+
+    let library = match &cfg.simulate {
+        Some(scenario) => match simulate::prepare(scenario, cfg.nvml_lib.as_deref()) {
+            Ok(lib) => Some(lib),
+            Err(e) => {
+                log::error(&e.to_string(), &[]);
+                return ExitCode::from(3);
+            }
+        },
+        None => cfg.nvml_lib.clone(),
+    };
+    let backend = match NvmlBackend::open(library.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            log::error(&e.to_string(), &[]);
+            return ExitCode::from(3);
+        }
+    };
+
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            log::error("cannot start the async runtime", &[("error", &e)]);
+            return ExitCode::from(1);
+        }
+    };
+    let listener = match runtime.block_on(tokio::net::TcpListener::bind(cfg.listen)) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error("cannot listen", &[("address", &cfg.listen), ("error", &e)]);
+            return ExitCode::from(4);
+        }
+    };
+
+    let shared = Arc::new(shared::Shared::new(cfg.interval));
+    let dcgm = cfg.compat_dcgm.then(|| hostname(&cfg));
+    let app = Arc::new(server::App {
+        shared: shared.clone(),
+        registry: render::registry(shared.clone(), dcgm),
+    });
+    let xid_counts = XidCounts::default();
+    let stop_events = AtomicBool::new(false);
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let collectors: Vec<String> = cfg.collectors.iter().map(|k| k.to_string()).collect();
+    log::info(
+        "headroom-exporter listening",
+        &[
+            ("address", &format!("http://{}/metrics", cfg.listen)),
+            ("nvml", &backend.library().display()),
+            ("interval", &format!("{:?}", cfg.interval)),
+            ("collectors", &collectors.join(",")),
+        ],
+    );
+
+    let code = std::thread::scope(|scope| {
+        let backend = &backend;
+        let xid_enabled = cfg.collectors.contains(&Kind::Xid);
+        if xid_enabled {
+            let (counts, stop) = (&xid_counts, &stop_events);
+            let spawned = std::thread::Builder::new()
+                .name("xid-events".into())
+                .spawn_scoped(scope, move || {
+                    XidListener {
+                        backend,
+                        counts,
+                        stop,
+                    }
+                    .run()
+                });
+            if let Err(e) = spawned {
+                log::error("cannot start the Xid listener thread", &[("error", &e)]);
+            }
+        }
+        let sampler = sampler::Sampler {
+            backend,
+            shared: &shared,
+            interval: cfg.interval,
+            collectors: cfg.collectors.clone(),
+            procfs: ProcFs::new(&cfg.procfs),
+            xid: xid_enabled.then_some(&xid_counts),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("sampler".into())
+            .spawn_scoped(scope, move || sampler.run(stop_rx));
+        if let Err(e) = spawned {
+            log::error("cannot start the sampler thread", &[("error", &e)]);
+            stop_events.store(true, Ordering::Relaxed);
+            return ExitCode::from(1);
+        }
+        runtime.block_on(server::serve(listener, app, shutdown_signal()));
+        let _ = stop_tx.send(());
+        stop_events.store(true, Ordering::Relaxed);
+        ExitCode::SUCCESS
+    });
+    log::info("stopped", &[]);
+    code
+}

@@ -1,0 +1,217 @@
+//! Command line and environment: clap reads each flag or its `HEADROOM_*` variable as text,
+//! then [`Config::from_args`] validates everything and reports every bad value at once, each
+//! naming its flag and variable.
+
+use clap::Parser;
+use headroom_core::collect::Kind;
+use headroom_core::units::parse_duration;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default listen address. Prometheus' port list (9100–9999) is fully allocated; 9401 sits
+/// beside dcgm-exporter's 9400 and clear of nvidia_gpu_exporter's 9835, so Headroom can run
+/// next to either during a migration.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9401";
+
+/// Prometheus exporter for shared NVIDIA GPUs: per GPU, per MIG instance and per MPS client.
+///
+/// Serves /metrics (OpenMetrics), /healthz and /readyz. Every flag can also be set through
+/// the environment variable shown with it.
+#[derive(Debug, Parser)]
+#[command(name = "headroom-exporter", version)]
+pub struct Args {
+    /// Address to listen on for HTTP (metrics and health only).
+    #[arg(long, env = "HEADROOM_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+
+    /// How often to collect from NVML (e.g. 500ms, 1s, 15s; at least 100ms, GPM's spacing).
+    #[arg(long, env = "HEADROOM_INTERVAL", default_value = "1s")]
+    pub interval: String,
+
+    /// Collectors to run, comma separated, from: device, process, gpm, xid.
+    /// `device` (GPU discovery) always runs.
+    #[arg(
+        long,
+        env = "HEADROOM_COLLECTORS",
+        default_value = "device,process,gpm,xid"
+    )]
+    pub collectors: String,
+
+    /// Path of the NVML library (default: libnvidia-ml.so.1 from the loader's search path).
+    #[arg(long, env = "HEADROOM_NVML_LIB")]
+    pub nvml_lib: Option<PathBuf>,
+
+    /// Run on Headroom's fake GPU driven by this scenario file (no GPU needed); uses the
+    /// fake NVML library built next to this binary unless --nvml-lib says otherwise.
+    #[arg(long, env = "HEADROOM_SIMULATE", value_name = "SCENARIO")]
+    pub simulate: Option<PathBuf>,
+
+    /// Also emit dcgm-exporter metric names and labels (`dcgm`).
+    #[arg(long, env = "HEADROOM_COMPAT")]
+    pub compat: Option<String>,
+
+    /// Log format: text or json.
+    #[arg(long, env = "HEADROOM_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+
+    /// Root of the procfs to read process environments and cgroups from.
+    #[arg(long, env = "HEADROOM_PROCFS", default_value = "/proc")]
+    pub procfs: PathBuf,
+
+    /// Node name for the `Hostname` label of --compat dcgm (default: the kernel hostname).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub interval: Duration,
+    pub collectors: Vec<Kind>,
+    pub nvml_lib: Option<PathBuf>,
+    pub simulate: Option<PathBuf>,
+    pub compat_dcgm: bool,
+    pub log_format: crate::log::Format,
+    pub procfs: PathBuf,
+    pub node_name: Option<String>,
+}
+
+impl Config {
+    /// Validates `args`, collecting one message per bad value.
+    pub fn from_args(args: Args) -> Result<Self, Vec<String>> {
+        let mut errors = Vec::new();
+        let listen = args
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| errors.push(format!("--listen/HEADROOM_LISTEN: {:?} is not an address like 0.0.0.0:9401 or [::1]:9401", args.listen)))
+            .ok();
+        let interval = match parse_duration(&args.interval) {
+            Ok(d) if d >= headroom_core::collect::GPM_MIN_SPACING => Some(d),
+            Ok(_) => {
+                errors.push(format!("--interval/HEADROOM_INTERVAL: {:?} is shorter than 100ms (GPM needs samples at least 100ms apart)", args.interval));
+                None
+            }
+            Err(e) => {
+                errors.push(format!("--interval/HEADROOM_INTERVAL: {e}"));
+                None
+            }
+        };
+        let mut collectors = vec![Kind::Device];
+        for name in args
+            .collectors
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            match name.parse::<Kind>() {
+                Ok(k) if !collectors.contains(&k) => collectors.push(k),
+                Ok(_) => {}
+                Err(e) => errors.push(format!("--collectors/HEADROOM_COLLECTORS: {e}")),
+            }
+        }
+        collectors.sort();
+        let compat_dcgm = match args.compat.as_deref() {
+            None | Some("") | Some("none") => false,
+            Some("dcgm") => true,
+            Some(other) => {
+                errors.push(format!(
+                    "--compat/HEADROOM_COMPAT: unknown mode {other:?} (known: dcgm)"
+                ));
+                false
+            }
+        };
+        let log_format = match args.log_format.as_str() {
+            "text" => Some(crate::log::Format::Text),
+            "json" => Some(crate::log::Format::Json),
+            other => {
+                errors.push(format!(
+                    "--log-format/HEADROOM_LOG_FORMAT: unknown format {other:?} (text or json)"
+                ));
+                None
+            }
+        };
+        if let Some(s) = &args.simulate
+            && !s.is_file()
+        {
+            errors.push(format!(
+                "--simulate/HEADROOM_SIMULATE: scenario file {} does not exist or is not a file",
+                s.display()
+            ));
+        }
+        match (listen, interval, log_format) {
+            (Some(listen), Some(interval), Some(log_format)) if errors.is_empty() => Ok(Self {
+                listen,
+                interval,
+                collectors,
+                nvml_lib: args.nvml_lib,
+                simulate: args.simulate,
+                compat_dcgm,
+                log_format,
+                procfs: args.procfs,
+                node_name: args.node_name,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut v = vec!["headroom-exporter"];
+        v.extend_from_slice(extra);
+        Args::try_parse_from(v).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_args(args(&[])).unwrap();
+        assert_eq!(c.listen.port(), 9401);
+        assert_eq!(c.interval, Duration::from_secs(1));
+        assert_eq!(c.collectors, Kind::ALL.to_vec());
+        assert!(!c.compat_dcgm);
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_at_once() {
+        let errs = Config::from_args(args(&[
+            "--listen",
+            "nowhere",
+            "--interval",
+            "10ms",
+            "--collectors",
+            "device,bogus",
+            "--compat",
+            "nvsmi",
+            "--log-format",
+            "xml",
+            "--simulate",
+            "/nonexistent.toml",
+        ]))
+        .unwrap_err();
+        assert_eq!(errs.len(), 6, "{errs:#?}");
+        for flag in [
+            "--listen",
+            "--interval",
+            "--collectors",
+            "--compat",
+            "--log-format",
+            "--simulate",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.starts_with(flag)),
+                "{flag} missing from {errs:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn collectors_subset_keeps_device() {
+        let c = Config::from_args(args(&["--collectors", "gpm"])).unwrap();
+        assert_eq!(c.collectors, vec![Kind::Device, Kind::Gpm]);
+    }
+}
