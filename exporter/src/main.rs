@@ -108,7 +108,13 @@ fn main() -> ExitCode {
     log::info(
         "headroom-exporter listening",
         &[
-            ("address", &format!("http://{}/metrics", cfg.listen)),
+            (
+                "address",
+                &format!(
+                    "http://{}/metrics",
+                    listener.local_addr().unwrap_or(cfg.listen)
+                ),
+            ),
             ("nvml", &backend.library().display()),
             ("interval", &format!("{:?}", cfg.interval)),
             ("collectors", &collectors.join(",")),

@@ -98,7 +98,9 @@ impl Family {
         for (labels, value) in &self.series {
             match (self.ty, value) {
                 (Type::Info, _) => {
-                    Info::new(Labels::new()).encode(family.encode_family(labels)?)?
+                    // Info labels are written first; an empty family set then adds no comma.
+                    let none = Labels::new();
+                    Info::new(labels.clone()).encode(family.encode_family(&none)?)?
                 }
                 (Type::Counter, Value::Int(v)) => {
                     ConstCounter::new(*v).encode(family.encode_family(labels)?)?

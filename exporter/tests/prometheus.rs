@@ -1,0 +1,138 @@
+//! A real Prometheus (the Debian package's `prometheus` binary) scrapes two exporters on the
+//! fake NVML, one with MIG instances and one with MPS clients; its query API must return
+//! per-MIG-instance and per-MPS-client memory series with the metric contract's labels.
+
+mod common;
+
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn exporter(scenario: &str) -> Exporter {
+    let root = repo_root();
+    start(
+        &[
+            "--simulate",
+            root.join(format!("scenarios/{scenario}.toml"))
+                .to_str()
+                .unwrap(),
+            "--nvml-lib",
+            fake_nvml().to_str().unwrap(),
+            "--procfs",
+            root.join("tests/fixtures/procfs").to_str().unwrap(),
+            "--interval",
+            "500ms",
+        ],
+        &[("HEADROOM_FAKE_FREEZE_AT", "200")],
+    )
+}
+
+/// `/api/v1/query` result vector, once non-empty (or panics after 60 s).
+fn query(prom: std::net::SocketAddr, q: &str) -> Vec<serde_json::Value> {
+    let encoded: String = q
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = get(prom, &format!("/api/v1/query?query={encoded}"));
+        if status == 200 {
+            let v: serde_json::Value =
+                serde_json::from_str(body.trim()).unwrap_or(serde_json::Value::Null);
+            if let Some(r) = v["data"]["result"].as_array() {
+                if !r.is_empty() {
+                    return r.clone();
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus returned nothing for {q} (last: {status} {body})"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn prometheus_scrapes_mig_and_mps_series() {
+    let mig = exporter("h100-mig");
+    let mps = exporter("h100-mps-wan22");
+    let dir = std::env::temp_dir().join(format!("headroom-prom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: headroom\n    static_configs:\n      - targets: ['{}', '{}']\n",
+        mig.addr, mps.addr
+    );
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let port = free_port();
+    let prom = Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--log.level=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the Debian `prometheus` package is needed (scripts/test.sh installs it)");
+    let _prom = Kill(prom);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    let up = query(addr, "sum(up{job=\"headroom\"})");
+    assert_eq!(up[0]["value"][1], "2", "both exporters must be up: {up:?}");
+
+    let mig_series = query(addr, "headroom_mig_memory_used_bytes");
+    assert!(mig_series.len() >= 2, "{mig_series:?}");
+    for s in &mig_series {
+        let m = &s["metric"];
+        for label in [
+            "gpu",
+            "gpu_uuid",
+            "mig_uuid",
+            "gpu_instance_id",
+            "compute_instance_id",
+            "mig_profile",
+        ] {
+            assert!(m[label].is_string(), "MIG series lacks {label}: {m}");
+        }
+        assert!(m["mig_uuid"].as_str().unwrap().starts_with("MIG-"));
+    }
+    let total = query(addr, "headroom_mig_memory_total_bytes");
+    assert_eq!(total.len(), mig_series.len());
+
+    let clients = query(addr, "headroom_process_memory_used_bytes{mps=\"true\"}");
+    assert!(clients.len() >= 2, "{clients:?}");
+    for s in &clients {
+        let m = &s["metric"];
+        for label in ["gpu", "gpu_uuid", "pid", "process", "mps"] {
+            assert!(m[label].is_string(), "MPS client series lacks {label}: {m}");
+        }
+        let v: f64 = s["value"][1].as_str().unwrap().parse().unwrap();
+        assert!(v > 0.0, "client memory must be positive: {s}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
