@@ -5,6 +5,8 @@
 //!
 //! Regenerate with `HEADROOM_UPDATE_GOLDEN=1 cargo nextest run -p headroom-exporter --test golden`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;

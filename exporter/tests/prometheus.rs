@@ -2,6 +2,8 @@
 //! fake NVML, one with MIG instances and one with MPS clients; its query API must return
 //! per-MIG-instance and per-MPS-client memory series with the metric contract's labels.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -54,14 +56,15 @@ fn query(prom: std::net::SocketAddr, q: &str) -> Vec<serde_json::Value> {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (status, body) = get(prom, &format!("/api/v1/query?query={encoded}"));
+        let (status, _, body) =
+            try_http(prom, "GET", &format!("/api/v1/query?query={encoded}")).unwrap_or_default();
         if status == 200 {
             let v: serde_json::Value =
                 serde_json::from_str(body.trim()).unwrap_or(serde_json::Value::Null);
-            if let Some(r) = v["data"]["result"].as_array() {
-                if !r.is_empty() {
-                    return r.clone();
-                }
+            if let Some(r) = v["data"]["result"].as_array()
+                && !r.is_empty()
+            {
+                return r.clone();
             }
         }
         assert!(

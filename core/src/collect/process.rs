@@ -193,7 +193,8 @@ impl<'n> Collector<'n> for ProcessCollector {
                 p.name = host.name.clone();
                 p.workload = host.workload.clone();
                 p.attribution = host.attribution.clone();
-                p.mps_memory_limit = host.limit.as_ref().and_then(|l| {
+                // The variable only means something to MPS clients.
+                p.mps_memory_limit = host.limit.as_ref().filter(|_| p.mps).and_then(|l| {
                     let ordinal = client_ordinal(
                         host.visible_devices.as_deref(),
                         index,

@@ -95,6 +95,18 @@ impl Family {
         };
         let mut family =
             encoder.encode_descriptor(self.name, self.help, self.unit.as_ref(), metric_type)?;
+        // A single series without labels is written bare (`name value`, not `name{} value`).
+        if let [(labels, value)] = self.series.as_slice()
+            && labels.is_empty()
+            && self.ty != Type::Info
+        {
+            return match (self.ty, value) {
+                (Type::Counter, Value::Int(v)) => ConstCounter::new(*v).encode(family),
+                (Type::Counter, Value::Float(v)) => ConstCounter::new(*v).encode(family),
+                (_, Value::Int(v)) => ConstGauge::new(*v).encode(family),
+                (_, Value::Float(v)) => ConstGauge::new(*v).encode(family),
+            };
+        }
         for (labels, value) in &self.series {
             match (self.ty, value) {
                 (Type::Info, _) => {

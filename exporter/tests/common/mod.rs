@@ -1,6 +1,6 @@
 //! Test support: runs the real `headroom-exporter` binary (on the fake NVML built alongside)
 //! and talks HTTP to it over loopback with a minimal client.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -93,24 +93,30 @@ pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Exporter {
     }
 }
 
-/// A minimal HTTP/1.1 request; returns (status, headers, body).
-pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+/// A minimal HTTP/1.1 request; `None` when the server cannot be reached.
+pub fn try_http(addr: SocketAddr, method: &str, path: &str) -> Option<(u16, String, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
-    .unwrap();
+    .ok()?;
     let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
+    s.read_to_string(&mut raw).ok()?;
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
+    Some((status, head.to_string(), body.to_string()))
+}
+
+/// A minimal HTTP/1.1 request that must reach the server; returns (status, headers, body).
+pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
+    try_http(addr, method, path)
+        .unwrap_or_else(|| panic!("{method} http://{addr}{path}: unreachable"))
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -158,7 +164,7 @@ pub fn stable(text: &str) -> String {
             .or_else(|| line.strip_prefix("# TYPE "))
             .or_else(|| line.strip_prefix("# UNIT "))
             .unwrap_or(line);
-        let metric = name.split(|c| c == ' ' || c == '{').next().unwrap_or("");
+        let metric = name.split([' ', '{']).next().unwrap_or("");
         let family_of = |u: &str| metric == u || metric == u.trim_end_matches("_total");
         if UNSTABLE.iter().any(|u| family_of(u)) {
             continue;
@@ -170,7 +176,10 @@ pub fn stable(text: &str) -> String {
 }
 
 /// Parses one sample line into (name, labels, value).
-pub fn parse_sample(line: &str) -> Option<(String, Vec<(String, String)>, f64)> {
+/// Label pairs of one sample.
+pub type LabelPairs = Vec<(String, String)>;
+
+pub fn parse_sample(line: &str) -> Option<(String, LabelPairs, f64)> {
     if line.starts_with('#') || line.is_empty() {
         return None;
     }
@@ -212,7 +221,7 @@ fn split_labels(body: &str) -> Vec<&str> {
 }
 
 /// Samples of one metric name.
-pub fn samples(text: &str, name: &str) -> Vec<(Vec<(String, String)>, f64)> {
+pub fn samples(text: &str, name: &str) -> Vec<(LabelPairs, f64)> {
     text.lines()
         .filter_map(parse_sample)
         .filter(|(n, _, _)| n == name)
