@@ -69,7 +69,12 @@ pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Exporter {
     let sink = lines.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("address=\"http://").nth(1) {
+            // Text (`address="http://…"`) or JSON (`"address":"http://…"`) log line.
+            let rest = line
+                .split("address=\"http://")
+                .nth(1)
+                .or_else(|| line.split("\"address\":\"http://").nth(1));
+            if let Some(rest) = rest {
                 let addr = rest.split('/').next().unwrap().to_string();
                 let _ = tx.send(addr);
             }
