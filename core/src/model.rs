@@ -6,17 +6,24 @@
 
 use serde::Serialize;
 
-/// Memory of a GPU or MIG instance, in bytes.
+/// Memory of a GPU or MIG instance, in bytes (as `nvmlDeviceGetMemoryInfo_v2` reports it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Memory {
     pub total: u64,
+    /// Kept by the driver for itself; never available to processes.
+    pub reserved: u64,
     pub used: u64,
 }
 
 impl Memory {
-    /// Bytes not in use (`total - used`, saturating).
+    /// What processes can use at most: `total - reserved` (CUDA's "total capacity").
+    pub fn capacity(&self) -> u64 {
+        self.total.saturating_sub(self.reserved)
+    }
+
+    /// Bytes still allocatable: `total - reserved - used`, saturating.
     pub fn free(&self) -> u64 {
-        self.total.saturating_sub(self.used)
+        self.capacity().saturating_sub(self.used)
     }
 }
 

@@ -105,6 +105,7 @@ mod tests {
         let mut g = Gpu::new(0, "GPU-1".into(), None);
         g.memory = Some(Memory {
             total: 80 * GIB,
+            reserved: 0,
             used,
         });
         g.processes = procs;
@@ -163,6 +164,7 @@ mod tests {
             profile: Some("3g.40gb".into()),
             memory: Some(Memory {
                 total: 40 * GIB,
+                reserved: 0,
                 used: 39 * GIB,
             }),
             activity: Default::default(),

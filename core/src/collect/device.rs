@@ -94,6 +94,7 @@ impl<'n> DeviceCollector {
                 .keep("nvmlDeviceGetMemoryInfo_v2", target, mig.memory_info())
                 .map(|m| Memory {
                     total: m.total,
+                    reserved: m.reserved,
                     used: m.used,
                 });
             gpu.mig_instances.push(MigInstance {
@@ -153,6 +154,7 @@ impl<'n> DeviceCollector {
                 .keep("nvmlDeviceGetMemoryInfo_v2", target, device.memory_info())
                 .map(|m| Memory {
                     total: m.total,
+                    reserved: m.reserved,
                     used: m.used,
                 });
             gpu.temperature_celsius = out

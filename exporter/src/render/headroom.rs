@@ -1,7 +1,7 @@
 //! Headroom's own families (the metric contract of DESIGN.md; `docs/metrics.md` lists each
 //! with its source call):
 //!
-//! - `headroom_gpu_info`, `headroom_gpu_memory_{total,used}_bytes`,
+//! - `headroom_gpu_info`, `headroom_gpu_memory_{total,reserved,used}_bytes`,
 //!   `headroom_gpu_temperature_celsius`, `headroom_gpu_power_watts`,
 //!   `headroom_gpu_sm_clock_hertz`, `headroom_gpu_utilization_ratio`,
 //!   `headroom_gpu_{graphics,sm,tensor}_active_ratio`
@@ -74,6 +74,11 @@ pub fn encode(
     let mut mem_total = Family::gauge(
         "headroom_gpu_memory_total",
         "Total framebuffer memory of the GPU.",
+        Some(Unit::Bytes),
+    );
+    let mut mem_reserved = Family::gauge(
+        "headroom_gpu_memory_reserved",
+        "GPU memory the driver keeps for itself (never available to processes).",
         Some(Unit::Bytes),
     );
     let mut mem_used = Family::gauge(
@@ -166,6 +171,7 @@ pub fn encode(
         }
         info.push(il, Some(1u64));
         mem_total.push(gl.clone(), g.memory.map(|m| m.total));
+        mem_reserved.push(gl.clone(), g.memory.map(|m| m.reserved));
         mem_used.push(gl.clone(), g.memory.map(|m| m.used));
         temp.push(gl.clone(), g.temperature_celsius);
         power.push(gl.clone(), g.power_watts);
@@ -275,6 +281,7 @@ pub fn encode(
     for f in [
         &info,
         &mem_total,
+        &mem_reserved,
         &mem_used,
         &temp,
         &power,

@@ -60,6 +60,7 @@ mod tests {
         g.mig_mode = Some(false);
         g.memory = Some(Memory {
             total: 80 << 30,
+            reserved: 0,
             used: 20 << 30,
         });
         g.processes.push(GpuProcess {
