@@ -73,7 +73,7 @@ pub struct Config {
     pub nvml_lib: Option<PathBuf>,
     pub simulate: Option<PathBuf>,
     pub compat_dcgm: bool,
-    pub log_format: crate::log::Format,
+    pub log_format: headroom_core::log::Format,
     pub procfs: PathBuf,
     pub node_name: Option<String>,
 }
@@ -123,8 +123,8 @@ impl Config {
             }
         };
         let log_format = match args.log_format.as_str() {
-            "text" => Some(crate::log::Format::Text),
-            "json" => Some(crate::log::Format::Json),
+            "text" => Some(headroom_core::log::Format::Text),
+            "json" => Some(headroom_core::log::Format::Json),
             other => {
                 errors.push(format!(
                     "--log-format/HEADROOM_LOG_FORMAT: unknown format {other:?} (text or json)"

@@ -6,17 +6,16 @@
 #![forbid(unsafe_code)]
 
 mod config;
-mod log;
 mod published;
 mod render;
 mod sampler;
 mod server;
 mod shared;
-mod simulate;
 
 use clap::Parser;
 use config::{Args, Config};
 use headroom_core::collect::{Kind, XidCounts, XidListener};
+use headroom_core::log;
 use headroom_core::nvml::NvmlBackend;
 use headroom_core::procfs::ProcFs;
 use std::process::ExitCode;
@@ -60,7 +59,8 @@ fn main() -> ExitCode {
     log::init(cfg.log_format);
 
     let library = match &cfg.simulate {
-        Some(scenario) => match simulate::prepare(scenario, cfg.nvml_lib.as_deref()) {
+        Some(scenario) => match headroom_core::simulate::prepare(scenario, cfg.nvml_lib.as_deref())
+        {
             Ok(lib) => Some(lib),
             Err(e) => {
                 log::error(&e.to_string(), &[]);

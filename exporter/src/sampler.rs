@@ -2,12 +2,12 @@
 //! successive snapshots, keeps cumulative counts, and publishes the result whole. Collector
 //! failures are logged when they start, change or clear (not every cycle).
 
-use crate::log;
 use crate::published::{CollectorReport, OomKey, Published, XidKey};
 use crate::shared::Shared;
 use headroom_core::collect::{
     Collector, DeviceCollector, GpmCollector, Kind, Outcome, ProcessCollector, XidCounts,
 };
+use headroom_core::log;
 use headroom_core::model::Snapshot;
 use headroom_core::nvml::NvmlBackend;
 use headroom_core::oom;

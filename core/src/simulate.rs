@@ -1,6 +1,6 @@
-//! `--simulate SCENARIO`: run the real binary on Headroom's fake NVML. The fake library reads
+//! `--simulate SCENARIO` (exporter and sidecar): run the real binary on Headroom's fake NVML. The fake library reads
 //! its scenario from `HEADROOM_FAKE_SCENARIO` when NVML is initialised; since changing one's
-//! own environment is unsafe once threads exist, the exporter re-executes itself (same pid,
+//! own environment is unsafe once threads exist, the binary re-executes itself (same pid,
 //! same arguments) with the variable set, before any thread is started.
 
 use std::ffi::OsString;
