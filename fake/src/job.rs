@@ -57,6 +57,8 @@ pub struct JobConfig {
     pub device: DeviceRef,
     pub workload: Workload,
     pub overrun: f64,
+    /// Workload second from which `overrun` applies.
+    pub overrun_from: f64,
     pub name: String,
     /// MPS client limit for its device: (bytes, the variable's raw value).
     pub limit: Option<(u64, String)>,
@@ -100,6 +102,7 @@ impl JobConfig {
             device,
             workload,
             overrun: args.overrun,
+            overrun_from: args.overrun_from,
             name: args.name,
             limit,
         })
@@ -191,7 +194,12 @@ fn follow(cfg: &JobConfig, entry: &mut LiveJob) -> Result<Outcome, JobError> {
         }
         let done = progress >= duration;
         let at = progress.min(duration);
-        let target = (cfg.workload.timeline.at_clamped(at) * cfg.overrun)
+        let factor = if at >= cfg.overrun_from {
+            cfg.overrun
+        } else {
+            1.0
+        };
+        let target = (cfg.workload.timeline.at_clamped(at) * factor)
             .max(0.0)
             .round() as u64;
         if target != entry.memory_bytes {

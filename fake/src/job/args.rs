@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 /// Usage text for `--help`.
 pub const USAGE: &str = "\
-usage: fake-gpu-job --workload NAME [--overrun FACTOR] [--name NAME]
+usage: fake-gpu-job --workload NAME [--overrun FACTOR] [--overrun-from SECONDS] [--name NAME]
 
 Plays an inference process on Headroom's fake GPU: registers with the fake device, follows
 the workload's memory profile in virtual time and fails with a CUDA out-of-memory error when
@@ -17,6 +17,8 @@ its device or its MPS limit is full.
 
   --workload NAME    workload profile of the scenario to play (required)
   --overrun FACTOR   multiply the profile's memory by FACTOR (default 1.0)
+  --overrun-from S   apply --overrun only from S seconds of the workload on (e.g. a larger
+                     final decode than learned); default 0
   --name NAME        process name shown by NVML (default python3)
 
 environment:
@@ -32,6 +34,8 @@ exit status: 0 finished, 1 out of memory, 2 bad input or setup error";
 pub struct JobArgs {
     pub workload: String,
     pub overrun: f64,
+    /// Workload second from which `overrun` applies.
+    pub overrun_from: f64,
     pub name: String,
 }
 
@@ -46,6 +50,7 @@ pub enum Command {
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, JobError> {
     let mut workload = None;
     let mut overrun = 1.0;
+    let mut overrun_from = 0.0;
     let mut name = "python3".to_string();
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -74,6 +79,17 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Job
                     }
                 };
             }
+            "--overrun-from" => {
+                let v = value("--overrun-from")?;
+                overrun_from = match v.parse::<f64>() {
+                    Ok(f) if f.is_finite() && f >= 0.0 => f,
+                    _ => {
+                        return Err(JobError::Usage(format!(
+                            "--overrun-from {v:?} is not a number of seconds >= 0"
+                        )));
+                    }
+                };
+            }
             other => return Err(JobError::Usage(format!("unknown argument {other:?}"))),
         }
     }
@@ -84,6 +100,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Job
     Ok(Command::Run(JobArgs {
         workload,
         overrun,
+        overrun_from,
         name,
     }))
 }
@@ -203,6 +220,7 @@ mod tests {
             Command::Run(JobArgs {
                 workload: "ti2v-5b".into(),
                 overrun: 1.3,
+                overrun_from: 0.0,
                 name: "wan".into()
             })
         );

@@ -1,0 +1,704 @@
+//! The admission policy's public face: [`Config`], [`Admission`] (enqueue, cancel, observe,
+//! finished, decide, queue and the figures for metrics), its answers ([`Decision`],
+//! [`QueueEntry`], [`WaitReason`], [`RejectReason`]) and where profiles come from
+//! ([`ProfileSource`]).
+
+use crate::learn::Outcome;
+use crate::plan::{Planned, Planner};
+use crate::profile::Profile;
+use crate::shape::{Basis, Shape};
+use crate::state::{
+    Device, DeviceState, Observation, Queued, Request, RequestId, RunningProc, State,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::hash::BuildHasher;
+
+/// Policy knobs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// A learned profile's limit is its peak × (1 + margin) (capped at the device's free
+    /// budget). Default 0.10.
+    pub margin: f64,
+    /// Bytes kept free on every device, on top of the device's own reserve. Default 0.
+    pub reserve: u64,
+    /// Start times are planned on this grid (seconds). The memory check itself is exact
+    /// (event-driven), so this only sets how finely a later start is searched. Default 1 s.
+    pub horizon_step_s: f64,
+    /// The contention factor's uncertainty range is split into this many bands that are
+    /// checked separately, on the assumption that contention affects all processes on a
+    /// device alike (1 = treat every process's stretch as independent). Default 4.
+    pub stretch_bands: usize,
+    /// How many queued requests behind one the stagger search looks at. 0 disables
+    /// staggering (plain earliest-fit). Default 2.
+    pub stagger_lookahead: usize,
+    /// The longest a request that fits now may be held back to keep peaks apart, as a
+    /// fraction of its solo duration. Default 0.5.
+    pub max_stagger: f64,
+    /// Only the first this many queued requests are planned (given a device and a predicted
+    /// start) on each `decide`; the rest wait with [`WaitReason::Queued`] until they move up.
+    /// Bounds the cost of a decision on a long queue. Default 12.
+    pub plan_depth: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            margin: 0.10,
+            reserve: 0,
+            horizon_step_s: 1.0,
+            stretch_bands: 4,
+            stagger_lookahead: 2,
+            max_stagger: 0.5,
+            plan_depth: 12,
+        }
+    }
+}
+
+impl Config {
+    fn sanitized(mut self) -> Self {
+        if !(self.margin.is_finite() && self.margin >= 0.0) {
+            self.margin = 0.0;
+        }
+        if !(self.horizon_step_s.is_finite() && self.horizon_step_s > 0.0) {
+            self.horizon_step_s = 1.0;
+        }
+        self.stretch_bands = self.stretch_bands.clamp(1, 16);
+        self.plan_depth = self.plan_depth.max(1);
+        if !(self.max_stagger.is_finite() && self.max_stagger >= 0.0) {
+            self.max_stagger = 0.0;
+        }
+        self
+    }
+}
+
+/// Where the policy finds learned profiles.
+pub trait ProfileSource {
+    fn profile(&self, workload: &str) -> Option<&Profile>;
+    /// The largest peak of any known profile (sizes an unknown workload's first run).
+    fn largest_peak(&self) -> Option<u64>;
+}
+
+impl<S: BuildHasher> ProfileSource for HashMap<String, Profile, S> {
+    fn profile(&self, workload: &str) -> Option<&Profile> {
+        self.get(workload)
+    }
+    fn largest_peak(&self) -> Option<u64> {
+        self.values().map(Profile::peak).max()
+    }
+}
+
+impl ProfileSource for BTreeMap<String, Profile> {
+    fn profile(&self, workload: &str) -> Option<&Profile> {
+        self.get(workload)
+    }
+    fn largest_peak(&self) -> Option<u64> {
+        self.values().map(Profile::peak).max()
+    }
+}
+
+impl ProfileSource for [Profile] {
+    fn profile(&self, workload: &str) -> Option<&Profile> {
+        self.iter().find(|p| p.name() == workload)
+    }
+    fn largest_peak(&self) -> Option<u64> {
+        self.iter().map(Profile::peak).max()
+    }
+}
+
+impl ProfileSource for Vec<Profile> {
+    fn profile(&self, workload: &str) -> Option<&Profile> {
+        self.as_slice().profile(workload)
+    }
+    fn largest_peak(&self) -> Option<u64> {
+        self.as_slice().largest_peak()
+    }
+}
+
+/// What `decide` answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Start it now on `device`, with `CUDA_MPS_PINNED_DEVICE_MEM_LIMIT` = `memory_limit`.
+    Admit {
+        id: RequestId,
+        device: String,
+        memory_limit: u64,
+        predicted_peak: u64,
+    },
+}
+
+/// Why a queued request is not running yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReason {
+    /// Not planned yet (enqueued after the last `decide`).
+    Pending,
+    /// Fits now: the next `decide` admits it.
+    Ready,
+    /// The predicted memory does not fit before `predicted_start`.
+    Memory,
+    /// Fits, but held until `predicted_start` so that its peak does not coincide with
+    /// others' and the requests behind it can start sooner.
+    Stagger,
+    /// Fits now, but starting it ahead of earlier requests would delay one of them.
+    BehindEarlier,
+    /// No live memory reading for any device it may use.
+    DeviceMemoryUnknown,
+    /// No profile and no declared peak: waits for room for the largest known profile (or
+    /// an idle device).
+    UnknownWorkload,
+    /// Its peak exceeds every eligible device's capacity − reserve.
+    TooLarge,
+    /// Deeper in the queue than `plan_depth`: planned once it moves up.
+    Queued,
+}
+
+/// One queued request as reported by [`Admission::queue`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub id: RequestId,
+    pub workload: String,
+    /// 0 for the head of the queue.
+    pub position: usize,
+    pub arrived_at: f64,
+    /// The device it is planned on.
+    pub device: Option<String>,
+    pub predicted_start: Option<f64>,
+    pub reason: WaitReason,
+}
+
+/// Why `enqueue` refused a request (nothing entered the queue).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    UnknownDevice(String),
+    DuplicateId(RequestId),
+    /// The declared peak exceeds every eligible device's capacity − reserve.
+    TooLarge {
+        peak: u64,
+        largest_budget: u64,
+    },
+    Invalid(String),
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownDevice(d) => write!(f, "unknown device {d}"),
+            Self::DuplicateId(id) => write!(f, "request {id} already exists"),
+            Self::TooLarge {
+                peak,
+                largest_budget,
+            } => write!(
+                f,
+                "declared peak {peak} B exceeds the largest device budget {largest_budget} B"
+            ),
+            Self::Invalid(why) => write!(f, "invalid request: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for RejectReason {}
+
+/// An admitted process as reported by [`Admission::running`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunningEntry {
+    pub id: RequestId,
+    pub device: String,
+    pub workload: String,
+    pub started_at: f64,
+    pub basis: Basis,
+    pub predicted_peak: u64,
+    pub memory_limit: u64,
+    pub live: u64,
+}
+
+/// A process to take over after a restart (see [`Admission::adopt`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Adopted {
+    pub id: RequestId,
+    pub device: String,
+    pub workload: String,
+    pub started_at: f64,
+    pub basis: Basis,
+    pub memory_limit: u64,
+}
+
+/// The admission core. See the crate documentation.
+#[derive(Clone, Debug)]
+pub struct Admission {
+    config: Config,
+    state: State,
+    plan: Vec<(RequestId, Option<usize>, Option<f64>, WaitReason)>,
+    /// What the last full plan was made from (see [`Admission::decide`]).
+    planned_from: Option<Snapshot>,
+}
+
+/// The inputs of the last full plan that matter for whether to plan again.
+#[derive(Clone, Debug, PartialEq)]
+struct Snapshot {
+    at: f64,
+    queue: Vec<RequestId>,
+    running: Vec<(RequestId, u64)>,
+    devices: Vec<(bool, u64)>,
+}
+
+impl Admission {
+    pub fn new(config: Config, devices: Vec<Device>) -> Self {
+        let config = config.sanitized();
+        let mut devs: Vec<DeviceState> = Vec::new();
+        for d in devices {
+            if devs.iter().any(|x| x.device.id == d.id) {
+                continue;
+            }
+            devs.push(DeviceState {
+                device: d,
+                used: None,
+                unmanaged_live: 0,
+                unmanaged_min: None,
+                refuted: vec![false; config.stretch_bands],
+            });
+        }
+        Admission {
+            state: State {
+                bands: config.stretch_bands,
+                step: config.horizon_step_s,
+                devices: devs,
+                running: Vec::new(),
+                queue: Vec::new(),
+                now: f64::NEG_INFINITY,
+            },
+            config,
+            plan: Vec::new(),
+            planned_from: None,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn devices(&self) -> Vec<Device> {
+        self.state
+            .devices
+            .iter()
+            .map(|d| d.device.clone())
+            .collect()
+    }
+
+    fn first_time(&mut self, now: f64) -> f64 {
+        if !self.state.now.is_finite() && now.is_finite() {
+            self.state.now = now;
+        }
+        if now.is_finite() {
+            now.max(self.state.now)
+        } else {
+            self.state.now
+        }
+    }
+
+    /// Queues a request (FIFO). Refuses unknown devices, duplicate ids, and declared peaks
+    /// larger than every eligible device's capacity − reserve.
+    pub fn enqueue(&mut self, req: Request, now: f64) -> Result<(), RejectReason> {
+        let now = self.first_time(now);
+        if req.workload.trim().is_empty() {
+            return Err(RejectReason::Invalid("empty workload name".into()));
+        }
+        if req.declared_peak == Some(0) {
+            return Err(RejectReason::Invalid("declared peak is 0".into()));
+        }
+        if self.state.queue.iter().any(|q| q.req.id == req.id)
+            || self.state.running.iter().any(|p| p.id == req.id)
+        {
+            return Err(RejectReason::DuplicateId(req.id));
+        }
+        let eligible: Vec<usize> = match &req.device {
+            Some(id) => vec![
+                self.state
+                    .device_index(id)
+                    .ok_or_else(|| RejectReason::UnknownDevice(id.clone()))?,
+            ],
+            None => (0..self.state.devices.len()).collect(),
+        };
+        let largest_budget = eligible
+            .iter()
+            .map(|&d| self.state.total_budget(d, self.config.reserve))
+            .max()
+            .unwrap_or(0);
+        let peak = req.declared_peak.unwrap_or(1);
+        if peak > largest_budget {
+            return Err(RejectReason::TooLarge {
+                peak,
+                largest_budget,
+            });
+        }
+        self.state.advance(now, None);
+        self.state.queue.push(Queued {
+            req,
+            arrived_at: now,
+            hold: None,
+            rolled: false,
+        });
+        Ok(())
+    }
+
+    /// Takes a request out of the queue (no effect if it is not queued).
+    pub fn cancel(&mut self, id: RequestId) {
+        self.state.queue.retain(|q| q.req.id != id);
+        self.plan.retain(|p| p.0 != id);
+    }
+
+    /// Records live readings: device used memory (`None` makes the device inadmissible),
+    /// unmanaged usage, and each admitted process's usage (its prediction never goes below it).
+    pub fn observe(&mut self, obs: &Observation, now: f64) {
+        let now = self.first_time(now);
+        self.state.advance(now, None);
+        self.state.observe(obs);
+    }
+
+    /// A process ended (or a queued request was abandoned).
+    pub fn finished(&mut self, id: RequestId, outcome: Outcome, now: f64) {
+        let now = self.first_time(now);
+        self.state.advance(now, Some(id));
+        if let Some(i) = self.state.running.iter().position(|p| p.id == id) {
+            let p = self.state.running.remove(i);
+            if outcome == Outcome::Completed {
+                self.state.note_completion(&p);
+            }
+            self.state.reset_if_idle(p.device);
+        } else {
+            self.cancel(id);
+        }
+    }
+
+    /// Takes over a process admitted before a restart. Its progress is unknown, so its window
+    /// is widened to everything it could have done since `started_at` (no co-runner at the
+    /// fastest, the current co-runners at the slowest).
+    pub fn adopt(&mut self, p: Adopted, now: f64) -> Result<(), RejectReason> {
+        let now = self.first_time(now);
+        let d = self
+            .state
+            .device_index(&p.device)
+            .ok_or_else(|| RejectReason::UnknownDevice(p.device.clone()))?;
+        if self.state.running.iter().any(|r| r.id == p.id) {
+            return Err(RejectReason::DuplicateId(p.id));
+        }
+        self.cancel(p.id);
+        self.state.advance(now, None);
+        let shape = Shape::from_basis(&p.basis);
+        let elapsed = (now - p.started_at).max(0.0);
+        let k = self.state.running.iter().filter(|r| r.device == d).count() as f64;
+        let (lo, hi, pt) = if shape.is_finite() {
+            let j = shape.jitter;
+            (
+                elapsed / ((1.0 + shape.a_max * k) * (1.0 + j)),
+                (elapsed / (1.0 - j)).min(shape.duration),
+                (elapsed / (1.0 + shape.a * k)).min(shape.duration),
+            )
+        } else {
+            (0.0, 0.0, 0.0)
+        };
+        let bands = self.state.bands;
+        self.state.running.push(RunningProc {
+            id: p.id,
+            device: d,
+            workload: p.workload,
+            started_at: p.started_at,
+            predicted_peak: p.basis.peak(),
+            basis: p.basis,
+            shape,
+            memory_limit: p.memory_limit,
+            live: 0,
+            lo: vec![lo; bands],
+            hi: vec![hi; bands],
+            pt,
+        });
+        Ok(())
+    }
+
+    fn planner(&self, now: f64) -> Planner<'_> {
+        Planner::new(&self.state, &self.config, now)
+    }
+
+    fn admit(&mut self, p: &Planned, now: f64) -> Option<Decision> {
+        let d = p.device?;
+        let basis = p.basis.clone()?;
+        let shape = p.shape.clone()?;
+        let i = self.state.queue.iter().position(|q| q.req.id == p.id)?;
+        let q = self.state.queue.remove(i);
+        self.state.reset_if_idle(d);
+        let bands = self.state.bands;
+        let predicted_peak = basis.peak();
+        let device = self.state.devices.get(d)?.device.id.clone();
+        self.state.running.push(RunningProc {
+            id: p.id,
+            device: d,
+            workload: q.req.workload,
+            started_at: now,
+            basis,
+            shape,
+            predicted_peak,
+            memory_limit: p.limit,
+            live: 0,
+            lo: vec![0.0; bands],
+            hi: vec![0.0; bands],
+            pt: 0.0,
+        });
+        Some(Decision::Admit {
+            id: p.id,
+            device,
+            memory_limit: p.limit,
+            predicted_peak,
+        })
+    }
+
+    fn make_plan(&mut self, now: f64, profiles: &dyn ProfileSource, rollout: bool) -> Vec<Planned> {
+        let (plan, effects) = self.planner(now).plan(profiles, rollout);
+        for q in &mut self.state.queue {
+            if effects.rolled.contains(&q.req.id) {
+                q.rolled = true;
+            }
+            if let Some(&(_, h)) = effects.holds.iter().find(|(id, _)| *id == q.req.id) {
+                q.hold = Some(h);
+            }
+        }
+        plan
+    }
+
+    /// Admits, in queue order, every request that is safe to start now; a request may pass
+    /// an earlier one only if that does not delay the earlier one's predicted start.
+    ///
+    /// A full plan is made when something changed since the last one: the queue or the
+    /// running set, a device reading appearing or disappearing, unmanaged usage moving by
+    /// more than 0.5 % of the device, a process's live usage moving by more than 2 % of its
+    /// predicted peak (a phase change), a planned start coming due, or 10 × `horizon_step_s`
+    /// having passed. Otherwise nothing can have become admissible that the last plan did
+    /// not foresee, except through slightly tighter windows, and `decide` returns at once.
+    pub fn decide(&mut self, now: f64, profiles: &dyn ProfileSource) -> Vec<Decision> {
+        let now = self.first_time(now);
+        self.state.advance(now, None);
+        if self
+            .planned_from
+            .as_ref()
+            .is_some_and(|s| !self.changed_since(s, now))
+        {
+            return Vec::new();
+        }
+        let out = self.decide_now(now, profiles);
+        self.planned_from = Some(self.snapshot(now));
+        out
+    }
+
+    fn snapshot(&self, now: f64) -> Snapshot {
+        Snapshot {
+            at: now,
+            queue: self.state.queue.iter().map(|q| q.req.id).collect(),
+            running: self.state.running.iter().map(|p| (p.id, p.live)).collect(),
+            devices: self
+                .state
+                .devices
+                .iter()
+                .map(|d| (d.used.is_some(), d.unmanaged()))
+                .collect(),
+        }
+    }
+
+    fn changed_since(&self, s: &Snapshot, now: f64) -> bool {
+        if now - s.at >= 10.0 * self.config.horizon_step_s
+            || self.plan.iter().any(|p| {
+                p.3 != WaitReason::BehindEarlier && p.2.is_some_and(|t| t <= now + 1e-9)
+            })
+            || s.queue.len() != self.state.queue.len()
+            || s.running.len() != self.state.running.len()
+            || s.devices.len() != self.state.devices.len()
+        {
+            return true;
+        }
+        if s.queue
+            .iter()
+            .zip(&self.state.queue)
+            .any(|(a, q)| *a != q.req.id)
+        {
+            return true;
+        }
+        let moved = |a: u64, b: u64, scale: u64| a.abs_diff(b) as f64 > scale as f64;
+        if s.running
+            .iter()
+            .zip(&self.state.running)
+            .any(|(&(id, live), p)| id != p.id || moved(live, p.live, p.predicted_peak / 50))
+        {
+            return true;
+        }
+        s.devices
+            .iter()
+            .zip(&self.state.devices)
+            .any(|(&(known, u), d)| {
+                known != d.used.is_some() || moved(u, d.unmanaged(), d.device.capacity / 200)
+            })
+    }
+
+    fn decide_now(&mut self, now: f64, profiles: &dyn ProfileSource) -> Vec<Decision> {
+        let mut out = Vec::new();
+        let mut blocked: BTreeSet<RequestId> = BTreeSet::new();
+        loop {
+            let plan = self.make_plan(now, profiles, true);
+            let mut admitted = false;
+            for (pos, p) in plan.iter().enumerate() {
+                if p.start.is_none_or(|s| s > now) || blocked.contains(&p.id) {
+                    continue;
+                }
+                if pos > 0 {
+                    let mut trial = self.clone();
+                    if trial.admit(p, now).is_none() {
+                        continue;
+                    }
+                    let (after, _) = trial.planner(now).plan(profiles, false);
+                    let delays = plan[..pos].iter().any(|e| {
+                        let new = after.iter().find(|a| a.id == e.id).and_then(|a| a.start);
+                        later(new, e.start)
+                    });
+                    if delays {
+                        blocked.insert(p.id);
+                        continue;
+                    }
+                }
+                if let Some(dec) = self.admit(p, now) {
+                    out.push(dec);
+                    admitted = true;
+                    break;
+                }
+            }
+            if !admitted {
+                self.plan = plan
+                    .iter()
+                    .map(|p| {
+                        let reason = if blocked.contains(&p.id) {
+                            WaitReason::BehindEarlier
+                        } else {
+                            p.reason
+                        };
+                        (p.id, p.device, p.start, reason)
+                    })
+                    .collect();
+                break;
+            }
+        }
+        out
+    }
+
+    /// What `decide` would plan now, without admitting anything or recording holds.
+    pub fn preview(&self, now: f64, profiles: &dyn ProfileSource) -> Vec<QueueEntry> {
+        let mut copy = self.clone();
+        let now = copy.first_time(now);
+        copy.state.advance(now, None);
+        let plan = copy.make_plan(now, profiles, true);
+        copy.plan = plan
+            .iter()
+            .map(|p| (p.id, p.device, p.start, p.reason))
+            .collect();
+        copy.queue()
+    }
+
+    /// The queue in order, with each request's planned device, predicted start and reason as
+    /// of the last `decide`.
+    pub fn queue(&self) -> Vec<QueueEntry> {
+        self.state
+            .queue
+            .iter()
+            .enumerate()
+            .map(|(position, q)| {
+                let planned = self.plan.iter().find(|p| p.0 == q.req.id);
+                QueueEntry {
+                    id: q.req.id,
+                    workload: q.req.workload.clone(),
+                    position,
+                    arrived_at: q.arrived_at,
+                    device: planned
+                        .and_then(|p| p.1)
+                        .and_then(|d| self.state.devices.get(d))
+                        .map(|d| d.device.id.clone()),
+                    predicted_start: planned.and_then(|p| p.2),
+                    reason: planned.map_or(WaitReason::Pending, |p| p.3),
+                }
+            })
+            .collect()
+    }
+
+    /// When the next `decide` could admit something without any other event: the earliest
+    /// predicted start after the last decision.
+    pub fn next_decision_at(&self) -> Option<f64> {
+        let now = self.state.now;
+        self.plan
+            .iter()
+            .filter_map(|p| p.2)
+            .filter(|&s| s > now)
+            .min_by(f64::total_cmp)
+    }
+
+    /// The admitted processes.
+    pub fn running(&self) -> Vec<RunningEntry> {
+        self.state
+            .running
+            .iter()
+            .map(|p| RunningEntry {
+                id: p.id,
+                device: self
+                    .state
+                    .devices
+                    .get(p.device)
+                    .map(|d| d.device.id.clone())
+                    .unwrap_or_default(),
+                workload: p.workload.clone(),
+                started_at: p.started_at,
+                basis: p.basis.clone(),
+                predicted_peak: p.predicted_peak,
+                memory_limit: p.memory_limit,
+                live: p.live,
+            })
+            .collect()
+    }
+
+    /// Memory held for the running processes on `device` now: the sum of their current
+    /// predictions (each at least its live usage).
+    pub fn reserved(&self, device: &str) -> Option<u64> {
+        let d = self.state.device_index(device)?;
+        Some(self.planner(self.state.now).running_totals(d).0)
+    }
+
+    /// The largest predicted total of the running processes on `device` over their remaining
+    /// lives (unmanaged usage not included).
+    pub fn predicted_peak(&self, device: &str) -> Option<u64> {
+        let d = self.state.device_index(device)?;
+        Some(self.planner(self.state.now).running_totals(d).1)
+    }
+
+    /// Unmanaged usage on `device` as the policy counts it (live value plus growth so far).
+    pub fn unmanaged(&self, device: &str) -> Option<u64> {
+        let d = self.state.device_index(device)?;
+        self.state.devices.get(d).map(DeviceState::unmanaged)
+    }
+
+    /// The last reading of `device`'s used memory (`None` when unknown).
+    pub fn live_used(&self, device: &str) -> Option<u64> {
+        let d = self.state.device_index(device)?;
+        self.state.devices.get(d).and_then(|x| x.used)
+    }
+
+    /// Memory available to admitted processes on `device`: capacity − reserves − unmanaged.
+    pub fn budget(&self, device: &str) -> Option<u64> {
+        let d = self.state.device_index(device)?;
+        self.state.free_budget(d, self.config.reserve)
+    }
+}
+
+/// Whether start `a` is later than start `b` (`None` = never).
+fn later(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(x), Some(y)) => x > y + 1e-9,
+    }
+}

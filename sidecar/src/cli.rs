@@ -1,0 +1,122 @@
+//! The command line: `serve` (the daemon), `run` (the client that launches a command under
+//! admission control) and `profiles` (inspect, export and seed learned profiles). Settings can
+//! also come from the `HEADROOM_*` variables shown in `--help`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Default API socket.
+pub const DEFAULT_SOCKET: &str = "/run/headroom/sidecar.sock";
+
+/// Admission control for processes sharing one GPU: starts each only when its learned
+/// memory-over-time profile fits beside everything already running, and launches it with an
+/// MPS memory limit.
+#[derive(Debug, Parser)]
+#[command(name = "headroom-sidecar", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the admission daemon.
+    Serve(ServeArgs),
+    /// Ask for admission, wait, then run CMD (as argv, never through a shell).
+    Run(RunArgs),
+    /// Learned memory profiles.
+    Profiles(ProfilesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SocketArg {
+    /// The daemon's API socket.
+    #[arg(long, env = "HEADROOM_SOCKET", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub socket: SocketArg,
+    /// Permissions of the API socket, octal.
+    #[arg(long, env = "HEADROOM_SOCKET_MODE", default_value = "660")]
+    pub socket_mode: String,
+    /// Directory of the state database (created 0700; must not be a symlink or world-writable).
+    #[arg(long, env = "HEADROOM_STATE_DIR", default_value = "/var/lib/headroom")]
+    pub state_dir: PathBuf,
+    /// TCP address of /metrics, /healthz and /readyz (never the admission API).
+    #[arg(long, env = "HEADROOM_METRICS_LISTEN", default_value = "0.0.0.0:9402")]
+    pub metrics_listen: String,
+    /// How often to sample GPU memory.
+    #[arg(long, env = "HEADROOM_INTERVAL", default_value = "1s")]
+    pub interval: String,
+    /// Headroom on top of a learned peak for the MPS memory limit (0.10 = 10%).
+    #[arg(long, env = "HEADROOM_MARGIN", default_value = "0.10")]
+    pub margin: String,
+    /// Memory per device never handed out (e.g. 1GiB).
+    #[arg(long, env = "HEADROOM_RESERVE", default_value = "0")]
+    pub reserve: String,
+    /// Devices to manage: GPU indices or GPU/MIG UUIDs, comma separated (default: all).
+    #[arg(long, env = "HEADROOM_GPUS")]
+    pub gpus: Option<String>,
+    /// Path of the NVML library.
+    #[arg(long, env = "HEADROOM_NVML_LIB")]
+    pub nvml_lib: Option<PathBuf>,
+    /// Run against Headroom's fake GPU driven by this scenario file.
+    #[arg(long, env = "HEADROOM_SIMULATE", value_name = "SCENARIO")]
+    pub simulate: Option<PathBuf>,
+    /// Passed to admitted processes as CUDA_MPS_PIPE_DIRECTORY.
+    #[arg(long, env = "HEADROOM_MPS_PIPE_DIRECTORY")]
+    pub mps_pipe_directory: Option<PathBuf>,
+    /// Passed to admitted processes as CUDA_MPS_ACTIVE_THREAD_PERCENTAGE (1-100).
+    #[arg(long, env = "HEADROOM_ACTIVE_THREAD_PERCENTAGE")]
+    pub active_thread_percentage: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, env = "HEADROOM_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub socket: SocketArg,
+    /// Workload name (profiles are learned per workload); default: derived from the command.
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// Declared peak memory, e.g. 33GiB (used until the workload's profile is learned).
+    #[arg(long)]
+    pub peak: Option<String>,
+    /// Run only on this device (GPU index, GPU UUID or MIG UUID).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Give up if still queued after this long (e.g. 10m); exit status 75.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, num_args = 1.., value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfilesArgs {
+    #[command(flatten)]
+    pub socket: SocketArg,
+    #[command(subcommand)]
+    pub action: ProfilesAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesAction {
+    /// One line per learned workload.
+    List,
+    /// Draw a workload's memory-over-time envelope with its peak, steady level and duration.
+    Show { name: String },
+    /// Write every profile as TOML (to stdout, or --output FILE atomically).
+    Export {
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Seed profiles from a TOML file written by `export` (or by hand).
+    Import { file: PathBuf },
+}

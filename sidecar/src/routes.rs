@@ -1,0 +1,148 @@
+//! Maps HTTP requests to daemon calls: the admission API on the unix socket, and metrics and
+//! health on TCP (the TCP side never exposes the API). Route list: `crate::api`.
+
+use crate::api::{AdmissionRequest, Finished, Started};
+use crate::daemon::{CallError, Daemon};
+use crate::http::{Handler, Reply};
+use headroom_admission::Profile;
+use hyper::{Method, StatusCode};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The daemon behind its lock, plus readiness.
+#[derive(Debug)]
+pub struct Shared {
+    pub daemon: Mutex<Daemon>,
+    pub ready: AtomicBool,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, Daemon> {
+        self.daemon.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn error_reply(e: CallError) -> Reply {
+    match e {
+        CallError::BadRequest(m) => Reply::error(StatusCode::BAD_REQUEST, &m),
+        CallError::NotFound(m) => Reply::error(StatusCode::NOT_FOUND, &m),
+        CallError::Conflict(m) => Reply::error(StatusCode::CONFLICT, &m),
+        CallError::Unprocessable(m) => Reply::error(StatusCode::UNPROCESSABLE_ENTITY, &m),
+        CallError::Internal(m) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, &m),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Reply> {
+    serde_json::from_slice(body)
+        .map_err(|e| Reply::error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
+}
+
+fn done(r: Result<(), CallError>) -> Reply {
+    match r {
+        Ok(()) => Reply::empty(StatusCode::NO_CONTENT),
+        Err(e) => error_reply(e),
+    }
+}
+
+/// The admission API.
+#[derive(Debug)]
+pub struct Api(pub Arc<Shared>);
+
+impl Handler for Api {
+    fn handle(&self, method: &Method, path: &str, body: &[u8]) -> Reply {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (method, segments.as_slice()) {
+            (&Method::POST, ["v1", "admissions"]) => match parse::<AdmissionRequest>(body) {
+                Ok(req) => match self.0.lock().enqueue(req) {
+                    Ok(s) => Reply::json(StatusCode::CREATED, &s),
+                    Err(e) => error_reply(e),
+                },
+                Err(r) => r,
+            },
+            (&Method::GET, ["v1", "admissions", id]) => {
+                let d = self.0.lock();
+                match Daemon::parse_id(id).and_then(|id| d.status(id)) {
+                    Ok(s) => Reply::json(StatusCode::OK, &s),
+                    Err(e) => error_reply(e),
+                }
+            }
+            (&Method::DELETE, ["v1", "admissions", id]) => {
+                done(Daemon::parse_id(id).and_then(|id| self.0.lock().cancel(id)))
+            }
+            (&Method::POST, ["v1", "admissions", id, "started"]) => match parse::<Started>(body) {
+                Ok(s) => done(Daemon::parse_id(id).and_then(|id| self.0.lock().started(id, s))),
+                Err(r) => r,
+            },
+            (&Method::POST, ["v1", "admissions", id, "finished"]) => {
+                match parse::<Finished>(body) {
+                    Ok(f) => {
+                        done(Daemon::parse_id(id).and_then(|id| self.0.lock().finished(id, f)))
+                    }
+                    Err(r) => r,
+                }
+            }
+            (&Method::GET, ["v1", "profiles"]) => {
+                Reply::json(StatusCode::OK, &self.0.lock().profile_summaries())
+            }
+            (&Method::GET, ["v1", "profiles", name]) => match self.0.lock().profile(name) {
+                Ok(p) => Reply::json(StatusCode::OK, p),
+                Err(e) => error_reply(e),
+            },
+            (&Method::PUT, ["v1", "profiles", name]) => match parse::<Profile>(body) {
+                Ok(p) => done(self.0.lock().put_profile(name, p)),
+                Err(r) => r,
+            },
+            (&Method::GET, ["v1", "status"]) => {
+                Reply::json(StatusCode::OK, &self.0.lock().daemon_status())
+            }
+            (
+                _,
+                ["v1", "admissions"]
+                | ["v1", "admissions", _]
+                | ["v1", "admissions", _, _]
+                | ["v1", "profiles"]
+                | ["v1", "profiles", _]
+                | ["v1", "status"],
+            ) => Reply::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("{method} is not allowed on {path}"),
+            ),
+            _ => Reply::error(
+                StatusCode::NOT_FOUND,
+                &format!("no route {path}; see docs/api.md"),
+            ),
+        }
+    }
+}
+
+/// Metrics and health, for the TCP listener.
+#[derive(Debug)]
+pub struct Ops(pub Arc<Shared>);
+
+impl Handler for Ops {
+    fn handle(&self, method: &Method, path: &str, _body: &[u8]) -> Reply {
+        if method != Method::GET && method != Method::HEAD {
+            return Reply::error(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD");
+        }
+        match path {
+            "/metrics" => {
+                let d = self.0.lock();
+                let mut out = String::new();
+                match prometheus_client::encoding::text::encode(&mut out, &d.metrics().registry) {
+                    Ok(()) => Reply::text(
+                        StatusCode::OK,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        out,
+                    ),
+                    Err(_) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed"),
+                }
+            }
+            "/healthz" => Reply::text(StatusCode::OK, "text/plain", "ok\n"),
+            "/readyz" if self.0.ready.load(Ordering::Acquire) => {
+                Reply::text(StatusCode::OK, "text/plain", "ready\n")
+            }
+            "/readyz" => Reply::text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n"),
+            _ => Reply::error(StatusCode::NOT_FOUND, "try /metrics, /healthz or /readyz"),
+        }
+    }
+}
