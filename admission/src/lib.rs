@@ -36,19 +36,20 @@
 //! and it is charged the envelope's maximum over that interval.
 #![forbid(unsafe_code)]
 
+mod answer;
+mod config;
 mod learn;
-pub mod plan;
+mod plan;
 mod policy;
 mod profile;
 mod shape;
 mod state;
-pub mod timeline;
+mod timeline;
 
+pub use answer::{Adopted, Decision, QueueEntry, RejectReason, RunningEntry, WaitReason};
+pub use config::{Config, ProfileSource};
 pub use learn::{LearnConfig, Outcome, Run, learn};
-pub use policy::{
-    Admission, Adopted, Config, Decision, ProfileSource, QueueEntry, RejectReason, RunningEntry,
-    WaitReason,
-};
+pub use policy::Admission;
 pub use profile::{Profile, ProfileError, Stretch};
 pub use shape::Basis;
 pub use state::{Device, DeviceReading, Observation, ProcessReading, Request, RequestId};

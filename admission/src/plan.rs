@@ -4,14 +4,12 @@
 //! stagger search that may hold a request back so that its peak does not coincide with
 //! others' (when that makes the requests behind it finish sooner).
 
-use crate::policy::{Config, ProfileSource, WaitReason};
+use crate::answer::WaitReason;
+use crate::config::{Config, ProfileSource};
 use crate::shape::{Basis, Shape};
 use crate::state::{Queued, RequestId, State};
 use crate::timeline::{Lane, PointLane, point_ends, simulate, simulate_traced};
-
-thread_local! { pub static PS: std::cell::Cell<[u64; 6]> = const { std::cell::Cell::new([0; 6]) }; }
-pub fn bump(i: usize) { PS.with(|c| { let mut v = c.get(); v[i] += 1; c.set(v); }); }
-pub fn pstats() -> [u64; 6] { PS.with(|c| c.get()) }
+use std::cell::Cell;
 
 /// One request's place in the plan.
 #[derive(Clone, Debug)]
@@ -41,11 +39,12 @@ struct Check {
     now_total: u64,
 }
 
-pub struct Planner<'s> {
+pub(crate) struct Planner<'s> {
     state: &'s State,
     config: &'s Config,
     now: f64,
     planned: Vec<Vec<(Shape, f64)>>,
+    last_failed: Cell<Option<usize>>,
 }
 
 fn fresh(shape: &Shape, start: f64) -> Lane<'_> {
@@ -75,6 +74,7 @@ impl<'s> Planner<'s> {
             config,
             now,
             planned: vec![Vec::new(); state.devices.len()],
+            last_failed: Cell::new(None),
         }
     }
 
@@ -93,7 +93,12 @@ impl<'s> Planner<'s> {
             peak_total: 0,
             now_total: 0,
         };
-        for band in self.state.active_bands(d) {
+        let mut bands = self.state.active_bands(d);
+        // The band that failed last is the likeliest to fail again: try it first.
+        if let Some(i) = bands.iter().position(|b| *b == self.last_failed.get()) {
+            bands.swap(0, i);
+        }
+        for band in bands {
             let mut lanes: Vec<Lane<'_>> = self.state.running_lanes(d, band);
             let planned = self.planned.get(d).map(Vec::as_slice).unwrap_or(&[]);
             lanes.extend(planned.iter().map(|(s, t)| fresh(s, *t)));
@@ -103,8 +108,11 @@ impl<'s> Planner<'s> {
             out.settle = out.settle.max(sim.settle);
             out.peak_total = out.peak_total.max(sim.peak_total);
             out.now_total = out.now_total.max(sim.now_total);
-            if stop && !out.feasible {
-                break;
+            if !sim.feasible {
+                self.last_failed.set(band);
+                if stop {
+                    break;
+                }
             }
         }
         out
@@ -136,11 +144,9 @@ impl<'s> Planner<'s> {
         from: f64,
     ) -> Option<f64> {
         let now = from.max(self.now);
-        bump(0);
         if self.fits(d, extra, shape, now) {
             return Some(now);
         }
-        bump(1);
         let budget = self.state.free_budget(d, self.config.reserve)?;
         let need = shape.segs.first().map_or(0, |s| s.1);
         let (room, settle) = self.room(d, extra, budget);
@@ -173,7 +179,6 @@ impl<'s> Planner<'s> {
                     None => return None,
                 }
             }
-            bump(2);
             if self.fits(d, extra, shape, t) {
                 let Some(mut lo) = prev else {
                     return Some(t);
@@ -184,7 +189,6 @@ impl<'s> Planner<'s> {
                     if mid <= lo || mid >= hi {
                         break;
                     }
-                    bump(3);
                     if self.fits(d, extra, shape, mid) {
                         hi = mid;
                     } else {
@@ -281,7 +285,6 @@ impl<'s> Planner<'s> {
             }
             (self.point_makespan(d, &extra), waits)
         };
-        bump(4);
         let (base, waits) = score(now);
         if !waits {
             return now;
@@ -346,7 +349,6 @@ impl<'s> Planner<'s> {
         rollout: bool,
     ) -> (Vec<Planned>, PlanEffects) {
         let now = self.now;
-        bump(5);
         let mut out = Vec::with_capacity(self.state.queue.len());
         let mut effects = PlanEffects::default();
         for (pos, q) in self.state.queue.iter().enumerate() {
@@ -388,7 +390,7 @@ impl<'s> Planner<'s> {
                 let (basis, limit) = self.resolve(q, d, profiles);
                 let total = self.state.total_budget(d, self.config.reserve);
                 let free = self.state.free_budget(d, self.config.reserve).unwrap_or(0);
-                if basis.peak() > total || basis.peak() == 0 {
+                if basis.peak() > total {
                     continue;
                 }
                 entry.reason = if unknown_workload {
@@ -396,7 +398,9 @@ impl<'s> Planner<'s> {
                 } else {
                     WaitReason::Memory
                 };
-                if basis.peak() > free {
+                // A provisional reservation of nothing means nothing is free: wait.
+                let empty = matches!(basis, Basis::Provisional { bytes: 0 });
+                if basis.peak() > free || empty {
                     continue;
                 }
                 let shape = Shape::from_basis(&basis);
@@ -428,7 +432,8 @@ impl<'s> Planner<'s> {
                         .filter_map(|l| {
                             let (b, _) = self.resolve(l, d, profiles);
                             let free = self.state.free_budget(d, self.config.reserve)?;
-                            (b.peak() <= free && b.peak() > 0).then(|| Shape::from_basis(&b))
+                            let empty = matches!(b, Basis::Provisional { bytes: 0 });
+                            (b.peak() <= free && !empty).then(|| Shape::from_basis(&b))
                         })
                         .take(self.config.stagger_lookahead)
                         .collect();

@@ -1,231 +1,16 @@
-//! The admission policy's public face: [`Config`], [`Admission`] (enqueue, cancel, observe,
-//! finished, decide, queue and the figures for metrics), its answers ([`Decision`],
-//! [`QueueEntry`], [`WaitReason`], [`RejectReason`]) and where profiles come from
-//! ([`ProfileSource`]).
+//! The admission core's state machine, [`Admission`]: enqueue, cancel, observe, finished,
+//! adopt, decide (with re-planning only when something changed, and the no-delay check for
+//! requests that pass earlier ones), the queue as planned, and the figures for metrics.
 
+use crate::answer::{Adopted, Decision, QueueEntry, RejectReason, RunningEntry, WaitReason};
+use crate::config::{Config, ProfileSource};
 use crate::learn::Outcome;
 use crate::plan::{Planned, Planner};
-use crate::profile::Profile;
-use crate::shape::{Basis, Shape};
+use crate::shape::Shape;
 use crate::state::{
     Device, DeviceState, Observation, Queued, Request, RequestId, RunningProc, State,
 };
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
-use std::hash::BuildHasher;
-
-/// Policy knobs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    /// A learned profile's limit is its peak × (1 + margin) (capped at the device's free
-    /// budget). Default 0.10.
-    pub margin: f64,
-    /// Bytes kept free on every device, on top of the device's own reserve. Default 0.
-    pub reserve: u64,
-    /// Start times are planned on this grid (seconds). The memory check itself is exact
-    /// (event-driven), so this only sets how finely a later start is searched. Default 1 s.
-    pub horizon_step_s: f64,
-    /// The contention factor's uncertainty range is split into this many bands that are
-    /// checked separately, on the assumption that contention affects all processes on a
-    /// device alike (1 = treat every process's stretch as independent). Default 4.
-    pub stretch_bands: usize,
-    /// How many queued requests behind one the stagger search looks at. 0 disables
-    /// staggering (plain earliest-fit). Default 2.
-    pub stagger_lookahead: usize,
-    /// The longest a request that fits now may be held back to keep peaks apart, as a
-    /// fraction of its solo duration. Default 0.5.
-    pub max_stagger: f64,
-    /// Only the first this many queued requests are planned (given a device and a predicted
-    /// start) on each `decide`; the rest wait with [`WaitReason::Queued`] until they move up.
-    /// Bounds the cost of a decision on a long queue. Default 12.
-    pub plan_depth: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            margin: 0.10,
-            reserve: 0,
-            horizon_step_s: 1.0,
-            stretch_bands: 4,
-            stagger_lookahead: 2,
-            max_stagger: 0.5,
-            plan_depth: 12,
-        }
-    }
-}
-
-impl Config {
-    fn sanitized(mut self) -> Self {
-        if !(self.margin.is_finite() && self.margin >= 0.0) {
-            self.margin = 0.0;
-        }
-        if !(self.horizon_step_s.is_finite() && self.horizon_step_s > 0.0) {
-            self.horizon_step_s = 1.0;
-        }
-        self.stretch_bands = self.stretch_bands.clamp(1, 16);
-        self.plan_depth = self.plan_depth.max(1);
-        if !(self.max_stagger.is_finite() && self.max_stagger >= 0.0) {
-            self.max_stagger = 0.0;
-        }
-        self
-    }
-}
-
-/// Where the policy finds learned profiles.
-pub trait ProfileSource {
-    fn profile(&self, workload: &str) -> Option<&Profile>;
-    /// The largest peak of any known profile (sizes an unknown workload's first run).
-    fn largest_peak(&self) -> Option<u64>;
-}
-
-impl<S: BuildHasher> ProfileSource for HashMap<String, Profile, S> {
-    fn profile(&self, workload: &str) -> Option<&Profile> {
-        self.get(workload)
-    }
-    fn largest_peak(&self) -> Option<u64> {
-        self.values().map(Profile::peak).max()
-    }
-}
-
-impl ProfileSource for BTreeMap<String, Profile> {
-    fn profile(&self, workload: &str) -> Option<&Profile> {
-        self.get(workload)
-    }
-    fn largest_peak(&self) -> Option<u64> {
-        self.values().map(Profile::peak).max()
-    }
-}
-
-impl ProfileSource for [Profile] {
-    fn profile(&self, workload: &str) -> Option<&Profile> {
-        self.iter().find(|p| p.name() == workload)
-    }
-    fn largest_peak(&self) -> Option<u64> {
-        self.iter().map(Profile::peak).max()
-    }
-}
-
-impl ProfileSource for Vec<Profile> {
-    fn profile(&self, workload: &str) -> Option<&Profile> {
-        self.as_slice().profile(workload)
-    }
-    fn largest_peak(&self) -> Option<u64> {
-        self.as_slice().largest_peak()
-    }
-}
-
-/// What `decide` answers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    /// Start it now on `device`, with `CUDA_MPS_PINNED_DEVICE_MEM_LIMIT` = `memory_limit`.
-    Admit {
-        id: RequestId,
-        device: String,
-        memory_limit: u64,
-        predicted_peak: u64,
-    },
-}
-
-/// Why a queued request is not running yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WaitReason {
-    /// Not planned yet (enqueued after the last `decide`).
-    Pending,
-    /// Fits now: the next `decide` admits it.
-    Ready,
-    /// The predicted memory does not fit before `predicted_start`.
-    Memory,
-    /// Fits, but held until `predicted_start` so that its peak does not coincide with
-    /// others' and the requests behind it can start sooner.
-    Stagger,
-    /// Fits now, but starting it ahead of earlier requests would delay one of them.
-    BehindEarlier,
-    /// No live memory reading for any device it may use.
-    DeviceMemoryUnknown,
-    /// No profile and no declared peak: waits for room for the largest known profile (or
-    /// an idle device).
-    UnknownWorkload,
-    /// Its peak exceeds every eligible device's capacity − reserve.
-    TooLarge,
-    /// Deeper in the queue than `plan_depth`: planned once it moves up.
-    Queued,
-}
-
-/// One queued request as reported by [`Admission::queue`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct QueueEntry {
-    pub id: RequestId,
-    pub workload: String,
-    /// 0 for the head of the queue.
-    pub position: usize,
-    pub arrived_at: f64,
-    /// The device it is planned on.
-    pub device: Option<String>,
-    pub predicted_start: Option<f64>,
-    pub reason: WaitReason,
-}
-
-/// Why `enqueue` refused a request (nothing entered the queue).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RejectReason {
-    UnknownDevice(String),
-    DuplicateId(RequestId),
-    /// The declared peak exceeds every eligible device's capacity − reserve.
-    TooLarge {
-        peak: u64,
-        largest_budget: u64,
-    },
-    Invalid(String),
-}
-
-impl fmt::Display for RejectReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnknownDevice(d) => write!(f, "unknown device {d}"),
-            Self::DuplicateId(id) => write!(f, "request {id} already exists"),
-            Self::TooLarge {
-                peak,
-                largest_budget,
-            } => write!(
-                f,
-                "declared peak {peak} B exceeds the largest device budget {largest_budget} B"
-            ),
-            Self::Invalid(why) => write!(f, "invalid request: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for RejectReason {}
-
-/// An admitted process as reported by [`Admission::running`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunningEntry {
-    pub id: RequestId,
-    pub device: String,
-    pub workload: String,
-    pub started_at: f64,
-    pub basis: Basis,
-    pub predicted_peak: u64,
-    pub memory_limit: u64,
-    pub live: u64,
-}
-
-/// A process to take over after a restart (see [`Admission::adopt`]).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Adopted {
-    pub id: RequestId,
-    pub device: String,
-    pub workload: String,
-    pub started_at: f64,
-    pub basis: Basis,
-    pub memory_limit: u64,
-}
+use std::collections::BTreeSet;
 
 /// The admission core. See the crate documentation.
 #[derive(Clone, Debug)]
@@ -477,6 +262,7 @@ impl Admission {
     /// predicted peak (a phase change), a planned start coming due, or 10 × `horizon_step_s`
     /// having passed. Otherwise nothing can have become admissible that the last plan did
     /// not foresee, except through slightly tighter windows, and `decide` returns at once.
+    /// (A changed [`ProfileSource`] alone is noticed at the next full plan.)
     pub fn decide(&mut self, now: f64, profiles: &dyn ProfileSource) -> Vec<Decision> {
         let now = self.first_time(now);
         self.state.advance(now, None);
@@ -508,9 +294,10 @@ impl Admission {
 
     fn changed_since(&self, s: &Snapshot, now: f64) -> bool {
         if now - s.at >= 10.0 * self.config.horizon_step_s
-            || self.plan.iter().any(|p| {
-                p.3 != WaitReason::BehindEarlier && p.2.is_some_and(|t| t <= now + 1e-9)
-            })
+            || self
+                .plan
+                .iter()
+                .any(|p| p.3 != WaitReason::BehindEarlier && p.2.is_some_and(|t| t <= now + 1e-9))
             || s.queue.len() != self.state.queue.len()
             || s.running.len() != self.state.running.len()
             || s.devices.len() != self.state.devices.len()

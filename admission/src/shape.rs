@@ -31,7 +31,7 @@ impl Basis {
 
 /// A process's predicted memory in solo time, as the timeline uses it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Shape {
+pub(crate) struct Shape {
     /// `(solo seconds, bytes)` steps, first at 0, strictly increasing.
     pub segs: Vec<(f64, u64)>,
     /// Solo duration; `f64::INFINITY` when open-ended.

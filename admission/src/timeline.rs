@@ -13,7 +13,7 @@ use crate::shape::Shape;
 
 /// One process on the timeline.
 #[derive(Clone, Debug)]
-pub struct Lane<'a> {
+pub(crate) struct Lane<'a> {
     pub shape: &'a Shape,
     /// Start time; at or before `now` for a running process.
     pub start: f64,
@@ -28,7 +28,7 @@ pub struct Lane<'a> {
 
 /// The result of one simulation.
 #[derive(Clone, Debug)]
-pub struct Sim {
+pub(crate) struct Sim {
     pub feasible: bool,
     /// Largest predicted total (before stopping, if it stopped at a violation).
     pub peak_total: u64,
@@ -61,12 +61,7 @@ fn reached(x: f64, boundary: f64) -> bool {
 
 /// Simulates `lanes` from `now` under the stretch band `theta` (fractions of each shape's
 /// per-co-runner range) and checks the predicted total against `budget` at every moment.
-thread_local! { pub static STATS: std::cell::Cell<(u64, u64, u64)> = const { std::cell::Cell::new((0, 0, 0)) }; }
-pub fn stats() -> (u64, u64, u64) {
-    STATS.with(|s| s.get())
-}
-
-pub fn simulate(
+pub(crate) fn simulate(
     now: f64,
     budget: u64,
     lanes: &[Lane<'_>],
@@ -136,15 +131,7 @@ fn run(
     let limit = 4 * seg_total + 2 * lanes.len() + 16;
     let mut t = now;
     let mut first = true;
-    STATS.with(|c| {
-        let v = c.get();
-        c.set((v.0 + 1, v.1, v.2 + lanes.len() as u64));
-    });
     for _ in 0..limit {
-        STATS.with(|c| {
-            let v = c.get();
-            c.set((v.0, v.1 + 1, v.2));
-        });
         // Predicted total over [t, next event).
         let mut total: u64 = 0;
         for (l, s) in lanes.iter().zip(&st) {
@@ -265,7 +252,7 @@ fn run(
 
 /// One process for the point estimate.
 #[derive(Clone, Debug)]
-pub struct PointLane<'a> {
+pub(crate) struct PointLane<'a> {
     pub shape: &'a Shape,
     pub start: f64,
     /// Solo seconds done at `now`.
@@ -273,7 +260,7 @@ pub struct PointLane<'a> {
 }
 
 /// Predicted end times with the central stretch and no jitter (infinite for open-ended).
-pub fn point_ends(now: f64, lanes: &[PointLane<'_>]) -> Vec<f64> {
+pub(crate) fn point_ends(now: f64, lanes: &[PointLane<'_>]) -> Vec<f64> {
     let n = lanes.len();
     let mut done: Vec<f64> = lanes.iter().map(|l| l.done.max(0.0)).collect();
     let mut started: Vec<bool> = lanes.iter().map(|l| l.start <= now).collect();

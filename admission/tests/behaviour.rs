@@ -543,3 +543,66 @@ fn decisions_are_deterministic() {
     assert_eq!(a, run());
     assert_eq!(a.0.len(), 6, "{a:?}");
 }
+
+#[test]
+fn deep_queue_entries_wait_unplanned() {
+    let p = profiles();
+    let mut adm = h100(Config {
+        plan_depth: 3,
+        ..Config::default()
+    });
+    observe(&mut adm, Some(0), &[], 0.0);
+    for i in 0..6 {
+        adm.enqueue(req(i, "s2v"), 0.0).unwrap();
+    }
+    assert_eq!(admitted(&adm.decide(0.0, &p)), vec![0]);
+    let q = adm.queue();
+    assert_eq!(q.len(), 5);
+    assert!(q[..3].iter().all(|e| e.predicted_start.is_some()));
+    assert!(
+        q[3..]
+            .iter()
+            .all(|e| e.reason == WaitReason::Queued && e.predicted_start.is_none())
+    );
+    // Starts are in order, one S2V after another.
+    assert!(q[0].predicted_start < q[1].predicted_start);
+}
+
+#[test]
+fn preview_commits_nothing_and_matches_decide() {
+    let p = profiles();
+    let mut adm = h100(Config::default());
+    observe(&mut adm, Some(0), &[], 0.0);
+    for i in 1..=3 {
+        adm.enqueue(req(i, "ti2v"), 0.0).unwrap();
+    }
+    let a = adm.preview(0.0, &p);
+    let b = adm.preview(0.0, &p);
+    assert_eq!(a, b);
+    assert!(adm.running().is_empty());
+    assert!(adm.queue().iter().all(|q| q.reason == WaitReason::Pending));
+    assert_eq!(a[0].reason, WaitReason::Ready);
+    assert_eq!(a[1].reason, WaitReason::Stagger);
+    let d = adm.decide(0.0, &p);
+    assert_eq!(admitted(&d), vec![1]);
+    let q = adm.queue();
+    assert_eq!(q[0].predicted_start, a[1].predicted_start);
+    assert_eq!(q[1].predicted_start, a[2].predicted_start);
+}
+
+#[test]
+fn a_workload_that_uses_no_gpu_memory_is_admitted() {
+    let mut p = profiles();
+    let cpu = Profile::from_solo_steps("cpu", 30.0, &[(0.0, 0)], stretch(), 3).unwrap();
+    p.insert("cpu".into(), cpu);
+    let mut adm = h100(Config::default());
+    observe(&mut adm, Some(gib(79.18)), &[], 0.0); // the device is full of unmanaged usage
+    adm.enqueue(req(1, "cpu"), 0.0).unwrap();
+    adm.enqueue(req(2, "mystery"), 0.0).unwrap();
+    let d = adm.decide(0.0, &p);
+    assert_eq!(admitted(&d), vec![1]);
+    let Decision::Admit { memory_limit, .. } = d[0].clone();
+    assert_eq!(memory_limit, 0);
+    // Nothing is free, so the unknown workload waits rather than getting a 0-byte reservation.
+    assert_eq!(adm.queue()[0].reason, WaitReason::UnknownWorkload);
+}

@@ -618,7 +618,7 @@ fn budget_of(budget: &[u64], j: &JobSpec) -> u64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, max_shrink_iters: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, max_shrink_iters: 200, ..ProptestConfig::default() })]
 
     #[test]
     fn policy_properties(sc in scenario()) {

@@ -131,11 +131,7 @@ fn run_three(config: Config) -> Outcome3 {
                 .collect(),
         };
         adm.observe(&obs, t);
-        let decs = adm.decide(t, &profiles);
-        if std::env::var("DBG").is_ok() && (50.0..62.0).contains(&t) {
-            println!("t={t} queue {:?} next {:?}", adm.queue().iter().map(|q| (q.id.0, q.predicted_start, q.reason)).collect::<Vec<_>>(), adm.next_decision_at());
-        }
-        for d in decs {
+        for d in adm.decide(t, &profiles) {
             let Decision::Admit {
                 id,
                 memory_limit,
