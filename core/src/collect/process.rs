@@ -3,10 +3,11 @@
 //!
 //! Calls: nvmlDeviceGetComputeRunningProcesses_v3, nvmlDeviceGetMPSComputeRunningProcesses_v3
 //! (with spare room and retries, see [`crate::nvml::raw`]), nvmlSystemGetProcessName.
-//! Host: `/proc/PID/environ` (MPS memory limit, visible devices, workload), `/proc/PID/cgroup`
-//! (container, pod), `/proc/PID/stat` (start time, so a reused pid is not mistaken for the
-//! same process). Host lookups are cached per (pid, start time); an unreadable file leaves the
-//! value unknown and is not a collector failure.
+//! Host: `/proc/PID/environ` (MPS memory limit, visible devices, workload) and
+//! `/proc/PID/cgroup` (container, pod), read once when a pid first appears and kept while it
+//! stays in NVML's listing from one cycle to the next; a pid that leaves is forgotten, so a
+//! reused pid is read afresh (a pid reused within one interval would be missed). An
+//! unreadable file leaves the value unknown and is not a collector failure.
 
 use super::{Collector, Kind, Outcome, Topology};
 use crate::model::{Attribution, GpuProcess, Snapshot};
@@ -24,7 +25,6 @@ const NAME_LEN: usize = 64;
 /// What the host says about one process, cached while the process lives.
 #[derive(Debug, Clone, Default)]
 struct HostInfo {
-    start_time: Option<u64>,
     name: Option<String>,
     limit: Option<PinnedMemLimit>,
     visible_devices: Option<String>,
@@ -77,19 +77,15 @@ impl ProcessCollector {
     }
 
     fn host_info(&mut self, backend: &NvmlBackend, pid: u32) -> &HostInfo {
-        let start_time = self.procfs.start_time(pid);
-        let stale = self
-            .cache
-            .get(&pid)
-            .is_none_or(|h| h.start_time != start_time);
-        if stale {
+        // A cached pid was listed in the previous cycle too (the cache forgets pids that
+        // leave), so it is the same process: no /proc read. A new pid is read afresh.
+        if !self.cache.contains_key(&pid) {
             let env = self
                 .procfs
                 .environ(pid, &[MPS_LIMIT_VAR, VISIBLE_DEVICES_VAR, WORKLOAD_VAR])
                 .unwrap_or_default();
             let cgroup = self.procfs.cgroup(pid).unwrap_or_default();
             let info = HostInfo {
-                start_time,
                 name: backend.nvml().sys_process_name(pid, NAME_LEN).ok(),
                 limit: env
                     .get(MPS_LIMIT_VAR)
