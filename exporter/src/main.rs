@@ -99,7 +99,7 @@ fn main() -> ExitCode {
     let dcgm = cfg.compat_dcgm.then(|| hostname(&cfg));
     let app = Arc::new(server::App {
         shared: shared.clone(),
-        registry: render::registry(shared.clone(), dcgm),
+        renderer: render::Renderer::new(dcgm),
     });
     let xid_counts = XidCounts::default();
     let stop_events = AtomicBool::new(false);

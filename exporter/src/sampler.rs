@@ -13,6 +13,7 @@ use headroom_core::nvml::NvmlBackend;
 use headroom_core::oom;
 use headroom_core::procfs::ProcFs;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -60,11 +61,17 @@ impl<'n> Sampler<'n> {
             }
         }
         let mut totals = Totals::default();
-        let mut previous: Option<Snapshot> = None;
+        // The last published state, shared with scrapes (OOM inference reads its snapshot).
+        let mut previous: Option<Arc<Published>> = None;
         loop {
             let started = Instant::now();
-            let published = self.cycle(&mut device, &mut others, &mut totals, previous.as_ref());
-            previous = Some(published.snapshot.clone());
+            let published = Arc::new(self.cycle(
+                &mut device,
+                &mut others,
+                &mut totals,
+                previous.as_ref().map(|p| &p.snapshot),
+            ));
+            previous = Some(published.clone());
             self.shared.publish(published);
             let wait = self.interval.saturating_sub(started.elapsed());
             match stop.recv_timeout(wait) {

@@ -8,22 +8,25 @@
 //!
 //! Header reads time out (slow clients cannot hold connections open), and on shutdown the
 //! server stops accepting and drains open connections for up to [`DRAIN`].
+//!
+//! Bodies are a few shared `Bytes` sent back to back ([`Body`]): a scrape's exposition goes
+//! out without being joined or copied, with an exact `Content-Length`.
 
 use crate::render;
 use crate::shared::Shared;
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{ALLOW, CONTENT_TYPE};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use prometheus_client::registry::Registry;
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 /// How long open connections may finish after a shutdown signal.
@@ -36,11 +39,66 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 #[derive(Debug)]
 pub struct App {
     pub shared: Arc<Shared>,
-    pub registry: Registry,
+    pub renderer: render::Renderer,
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
+/// A response body of up to three pieces, sent in order; its length is known up front.
+#[derive(Debug, Default)]
+pub struct Body {
+    parts: [Bytes; 3],
+    next: usize,
+}
+
+impl Body {
+    pub fn new(parts: [Bytes; 3]) -> Self {
+        Self { parts, next: 0 }
+    }
+
+    fn remaining(&self) -> u64 {
+        self.parts
+            .iter()
+            .skip(self.next)
+            .map(|b| b.len() as u64)
+            .sum()
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Self {
+        Self::new([b, Bytes::new(), Bytes::new()])
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        while let Some(part) = this.parts.get_mut(this.next) {
+            let part = std::mem::take(part);
+            this.next += 1;
+            if !part.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(part))));
+            }
+        }
+        Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining() == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining())
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Body::from(body.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -49,7 +107,7 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-fn handle(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn handle(app: &App, req: &Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     let known = matches!(path, "/" | "/metrics" | "/healthz" | "/readyz");
     if !known {
@@ -72,9 +130,10 @@ fn handle(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                     "first collection not finished yet\n",
                 )
             } else {
-                match render::render(&app.registry) {
+                let latest = app.shared.latest();
+                match app.renderer.render(latest.as_ref(), Instant::now()) {
                     Ok(body) => {
-                        let mut r = Response::new(Full::new(Bytes::from(body)));
+                        let mut r = Response::new(Body::new(body));
                         r.headers_mut().insert(
                             CONTENT_TYPE,
                             hyper::header::HeaderValue::from_static(OPENMETRICS),
@@ -113,7 +172,7 @@ fn handle(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         ),
     };
     if req.method() == Method::HEAD {
-        *resp.body_mut() = Full::new(Bytes::new());
+        *resp.body_mut() = Body::default();
     }
     resp
 }

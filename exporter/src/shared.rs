@@ -29,8 +29,7 @@ impl Shared {
         }
     }
 
-    pub fn publish(&self, p: Published) {
-        let p = Arc::new(p);
+    pub fn publish(&self, p: Arc<Published>) {
         match self.latest.write() {
             Ok(mut g) => *g = Some(p),
             Err(poisoned) => *poisoned.into_inner() = Some(p),

@@ -62,10 +62,10 @@ fn process_labels(g: &Gpu, p: &GpuProcess) -> Labels {
     l
 }
 
-/// Encodes every Headroom family of `p`.
-pub fn encode(
+/// Encodes the Headroom families of `p` that come before the snapshot age (everything but
+/// the age and the cycle count); the same bytes serve every scrape of `p`.
+pub fn encode_head(
     p: &Published,
-    now: Instant,
     encoder: &mut DescriptorEncoder<'_>,
 ) -> Result<(), std::fmt::Error> {
     let snap = &p.snapshot;
@@ -263,20 +263,6 @@ pub fn encode(
         vec![("version", env!("CARGO_PKG_VERSION").to_string())],
         Some(1u64),
     );
-    let mut age = Family::gauge(
-        "headroom_exporter_snapshot_age",
-        "Time since the snapshot being served was collected.",
-        Some(Unit::Seconds),
-    );
-    age.push(
-        vec![],
-        Some(now.saturating_duration_since(p.at).as_secs_f64()),
-    );
-    let mut cycles = Family::counter(
-        "headroom_exporter_collections",
-        "Collection cycles completed.",
-    );
-    cycles.push(vec![], Some(p.cycles_total));
 
     for f in [
         &info,
@@ -303,10 +289,40 @@ pub fn encode(
         &duration,
         &errors,
         &build,
-        &age,
-        &cycles,
     ] {
         f.encode(encoder)?;
     }
     Ok(())
+}
+
+/// `headroom_exporter_snapshot_age_seconds`: the one family that changes between scrapes of
+/// the same snapshot.
+pub fn encode_age(
+    p: &Published,
+    now: Instant,
+    encoder: &mut DescriptorEncoder<'_>,
+) -> Result<(), std::fmt::Error> {
+    let mut age = Family::gauge(
+        "headroom_exporter_snapshot_age",
+        "Time since the snapshot being served was collected.",
+        Some(Unit::Seconds),
+    );
+    age.push(
+        vec![],
+        Some(now.saturating_duration_since(p.at).as_secs_f64()),
+    );
+    age.encode(encoder)
+}
+
+/// The Headroom families after the snapshot age.
+pub fn encode_tail(
+    p: &Published,
+    encoder: &mut DescriptorEncoder<'_>,
+) -> Result<(), std::fmt::Error> {
+    let mut cycles = Family::counter(
+        "headroom_exporter_collections",
+        "Collection cycles completed.",
+    );
+    cycles.push(vec![], Some(p.cycles_total));
+    cycles.encode(encoder)
 }
