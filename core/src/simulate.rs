@@ -83,3 +83,25 @@ pub fn prepare(scenario: &Path, library: Option<&Path>) -> Result<PathBuf, Simul
     }
     Ok(library)
 }
+
+/// Why [`open`] failed: either step's error, as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenBackendError {
+    #[error(transparent)]
+    Simulate(#[from] SimulateError),
+    #[error(transparent)]
+    Nvml(#[from] crate::nvml::OpenError),
+}
+
+/// Opens NVML for a binary: the fake one driven by `simulate` (re-executing the process to set
+/// its scenario, see [`prepare`]), else `nvml_lib` or the system's `libnvidia-ml.so.1`.
+pub fn open(
+    simulate: Option<&Path>,
+    nvml_lib: Option<&Path>,
+) -> Result<crate::nvml::NvmlBackend, OpenBackendError> {
+    let library = match simulate {
+        Some(scenario) => Some(prepare(scenario, nvml_lib)?),
+        None => nvml_lib.map(Path::to_path_buf),
+    };
+    Ok(crate::nvml::NvmlBackend::open(library.as_deref())?)
+}

@@ -16,7 +16,6 @@ use clap::Parser;
 use config::{Args, Config};
 use headroom_core::collect::{Kind, XidCounts, XidListener};
 use headroom_core::log;
-use headroom_core::nvml::NvmlBackend;
 use headroom_core::procfs::ProcFs;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -58,24 +57,14 @@ fn main() -> ExitCode {
     };
     log::init(cfg.log_format);
 
-    let library = match &cfg.simulate {
-        Some(scenario) => match headroom_core::simulate::prepare(scenario, cfg.nvml_lib.as_deref())
-        {
-            Ok(lib) => Some(lib),
+    let backend =
+        match headroom_core::simulate::open(cfg.simulate.as_deref(), cfg.nvml_lib.as_deref()) {
+            Ok(b) => b,
             Err(e) => {
                 log::error(&e.to_string(), &[]);
                 return ExitCode::from(3);
             }
-        },
-        None => cfg.nvml_lib.clone(),
-    };
-    let backend = match NvmlBackend::open(library.as_deref()) {
-        Ok(b) => b,
-        Err(e) => {
-            log::error(&e.to_string(), &[]);
-            return ExitCode::from(3);
-        }
-    };
+        };
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

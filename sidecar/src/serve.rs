@@ -225,17 +225,8 @@ pub fn serve(a: ServeArgs) -> ExitCode {
         }
     };
     log::init(v.log_format);
-    let library = match &a.simulate {
-        Some(s) => match headroom_core::simulate::prepare(s, a.nvml_lib.as_deref()) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                log::error(&e.to_string(), &[]);
-                return ExitCode::from(3);
-            }
-        },
-        None => a.nvml_lib.clone(),
-    };
-    let backend = match NvmlBackend::open(library.as_deref()) {
+    let backend = match headroom_core::simulate::open(a.simulate.as_deref(), a.nvml_lib.as_deref())
+    {
         Ok(b) => b,
         Err(e) => {
             log::error(&e.to_string(), &[]);
