@@ -85,13 +85,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub workload: Option<String>,
     /// Declared peak memory, e.g. 33GiB (used until the workload's profile is learned).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub peak: Option<String>,
     /// Run only on this device (GPU index, GPU UUID or MIG UUID).
     #[arg(long)]
     pub device: Option<String>,
     /// Give up if still queued after this long (e.g. 10m); exit status 75.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub timeout: Option<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true, num_args = 1.., value_name = "CMD")]
