@@ -43,13 +43,17 @@ pub unsafe extern "C" fn nvmlDeviceGetMaxMigDeviceCount(
         Target::Device(device),
         |ctx| {
             let g = parent_only(ctx)?;
-            let n = match g.mig_table {
-                Some(t) if g.mig_mode => t.max_instances(),
-                _ => 0,
-            };
-            out.set(n)
+            out.set(max_mig_devices(g))
         },
     )
+}
+
+/// MIG device slots of a GPU: its profile table's instance maximum in MIG mode, else 0.
+fn max_mig_devices(g: &headroom_fake::scenario::Gpu) -> c_uint {
+    match g.mig_table {
+        Some(t) if g.mig_mode => t.max_instances(),
+        _ => 0,
+    }
 }
 
 /// The MIG device in slot `index`: `NOT_FOUND` for an empty slot, `INVALID_ARGUMENT` past the
@@ -70,10 +74,7 @@ pub unsafe extern "C" fn nvmlDeviceGetMigDeviceHandleByIndex(
         Target::Device(device),
         |ctx| {
             let g = parent_only(ctx)?;
-            let max = match g.mig_table {
-                Some(t) if g.mig_mode => t.max_instances(),
-                _ => 0,
-            };
+            let max = max_mig_devices(g);
             if index >= max || out.is_null() {
                 return Err(INVALID_ARGUMENT);
             }
