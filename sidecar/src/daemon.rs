@@ -494,12 +494,9 @@ impl Daemon {
         let sid = id.to_string();
         Ok(match t.phase {
             Phase::Queued => {
+                // The last decision's plan: polling must not re-plan the whole queue.
                 let now = self.now();
-                let entry = self
-                    .admission
-                    .preview(now, &self.profiles)
-                    .into_iter()
-                    .find(|e| e.id == id);
+                let entry = self.admission.queue().into_iter().find(|e| e.id == id);
                 AdmissionStatus::Queued {
                     id: sid,
                     position: entry.as_ref().map_or(1, |e| e.position + 1),

@@ -124,14 +124,28 @@ fn validate(a: &ServeArgs) -> Result<Valid, Vec<String>> {
 }
 
 /// One NVML round: devices, MIG instances, processes.
+/// One NVML round. Failed calls leave values unknown (a device whose memory is unknown is
+/// not admissible); they are logged when the set of failures changes, not every round.
 fn sample(
     backend: &NvmlBackend,
     device: &mut DeviceCollector,
     process: &mut ProcessCollector,
+    last_errors: &mut String,
 ) -> Snapshot {
     let mut snap = Snapshot::default();
-    let (topology, _) = device.discover(backend, &mut snap);
-    let _ = process.collect(backend, &topology, &mut snap);
+    let (topology, mut out) = device.discover(backend, &mut snap);
+    out.errors
+        .extend(process.collect(backend, &topology, &mut snap).errors);
+    let errors: Vec<String> = out.errors.iter().map(ToString::to_string).collect();
+    let errors = errors.join("; ");
+    if errors != *last_errors {
+        if errors.is_empty() {
+            log::info("NVML sampling recovered", &[]);
+        } else {
+            log::warn("NVML sampling failing", &[("errors", &errors)]);
+        }
+        *last_errors = errors;
+    }
     snap
 }
 
@@ -236,7 +250,13 @@ pub fn serve(a: ServeArgs) -> ExitCode {
     let procfs = ProcFs::default();
     let mut device_collector = DeviceCollector::default();
     let mut process_collector = ProcessCollector::new(procfs.clone());
-    let first = sample(&backend, &mut device_collector, &mut process_collector);
+    let mut last_errors = String::new();
+    let first = sample(
+        &backend,
+        &mut device_collector,
+        &mut process_collector,
+        &mut last_errors,
+    );
     let devices = match managed(&first, a.gpus.as_deref()) {
         Ok(d) => d,
         Err(e) => {
@@ -346,7 +366,12 @@ pub fn serve(a: ServeArgs) -> ExitCode {
                         continue;
                     }
                     next_sample = std::time::Instant::now() + interval;
-                    let snap = sample(backend, &mut device_collector, &mut process_collector);
+                    let snap = sample(
+                        backend,
+                        &mut device_collector,
+                        &mut process_collector,
+                        &mut last_errors,
+                    );
                     if let Err(e) = sampler_shared.lock().observe(&snap) {
                         log::warn("sampling round failed", &[("error", &format!("{e:?}"))]);
                     }
