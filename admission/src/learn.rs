@@ -115,7 +115,9 @@ const SOLO: f64 = 0.25;
 /// - Duration and stretch come from completed runs only: solo runs give the solo duration
 ///   and the jitter; runs with co-runners give `per_corunner` (median of
 ///   `(duration/solo − 1)/mean co-runners`) and its spread; missing parts use the prior.
-///   Without any completed run the duration is a lower bound: the longest run seen.
+///   Without any completed run the duration is a lower bound: the longest run seen, and
+///   the profile is marked [`Profile::is_lower_bound`] (the policy then gives the next run
+///   a whole device instead of a limit that already proved too small).
 /// - Each sample is mapped to progress with the run's own co-runner history (solo-equivalent
 ///   seconds), and the envelope is the per-bin maximum over runs, where the gap between two
 ///   samples counts at the larger of them; it is widened by one bin each side and rounded up
@@ -237,6 +239,7 @@ pub fn learn(workload: &str, runs: &[Run], config: &LearnConfig) -> Option<Profi
         u32::try_from(selected.len()).unwrap_or(u32::MAX),
     )
     .ok()
+    .map(|p| p.with_lower_bound(completed.is_empty()))
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -399,6 +402,31 @@ mod tests {
             let p = i as f64 / 1000.0;
             assert!(after.at(p) >= before.at(p), "lowered at {p}");
         }
+    }
+
+    #[test]
+    fn only_failed_runs_make_a_lower_bound() {
+        let oom = Run {
+            workload: "s2v".into(),
+            samples: vec![(0.0, GIB), (40.0, 30 * GIB), (50.0, 33 * GIB)],
+            duration_s: 50.0,
+            corunners: vec![],
+            outcome: Outcome::Oom,
+            oom_attempted: Some(2 * GIB),
+        };
+        let p = learn("s2v", std::slice::from_ref(&oom), &LearnConfig::default()).unwrap();
+        assert!(p.is_lower_bound());
+        let mut done = ti2v_run(245.0, 0.0, 58 * GIB);
+        done.workload = "s2v".into();
+        let p = learn("s2v", &[oom, done], &LearnConfig::default()).unwrap();
+        assert!(!p.is_lower_bound());
+        // The flag survives the serde form; profiles without it read as complete.
+        let text = serde_json::to_string(&p.clone().with_lower_bound(true)).unwrap();
+        assert!(text.contains("lower_bound"), "{text}");
+        let back: Profile = serde_json::from_str(&text).unwrap();
+        assert!(back.is_lower_bound());
+        let plain: Profile = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert!(!plain.is_lower_bound());
     }
 
     #[test]

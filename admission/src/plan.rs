@@ -322,6 +322,9 @@ impl<'s> Planner<'s> {
                 },
                 peak,
             ),
+            // Only ever seen failing (an OOM at a provisional limit): its next run gets all
+            // the room the device has, once, so that it can complete and be learned.
+            (None, Some(p)) if p.is_lower_bound() => (Basis::Provisional { bytes: free }, free),
             (None, Some(p)) => {
                 let peak = p.peak();
                 let limit = ((peak as f64) * (1.0 + self.config.margin)).ceil() as u64;

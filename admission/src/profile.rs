@@ -122,6 +122,9 @@ pub struct Profile {
     runs: u32,
     points: Vec<(f64, u64)>,
     stretch: Stretch,
+    /// Learned from runs none of which completed (each died of OOM or failed): the
+    /// envelope is only a lower bound of what the workload needs.
+    lower_bound: bool,
 }
 
 /// The serde form (TOML/JSON): exactly the fields an operator edits.
@@ -135,12 +138,15 @@ struct ProfileRepr {
     points: Vec<(f64, u64)>,
     #[serde(default)]
     stretch: Stretch,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    lower_bound: bool,
 }
 
 impl TryFrom<ProfileRepr> for Profile {
     type Error = ProfileError;
     fn try_from(r: ProfileRepr) -> Result<Self, ProfileError> {
         Profile::new(r.name, r.duration_s, r.points, r.stretch, r.runs)
+            .map(|p| p.with_lower_bound(r.lower_bound))
     }
 }
 
@@ -152,6 +158,7 @@ impl From<Profile> for ProfileRepr {
             runs: p.runs,
             points: p.points,
             stretch: p.stretch,
+            lower_bound: p.lower_bound,
         }
     }
 }
@@ -199,7 +206,21 @@ impl Profile {
             runs,
             points: merged,
             stretch,
+            lower_bound: false,
         })
+    }
+
+    /// Marks the profile as learned from runs that never completed (see
+    /// [`Profile::is_lower_bound`]).
+    pub fn with_lower_bound(mut self, lower_bound: bool) -> Self {
+        self.lower_bound = lower_bound;
+        self
+    }
+
+    /// Whether no run it was learned from completed: its envelope is only a lower bound,
+    /// and the policy gives the workload's next run all the room a device has.
+    pub fn is_lower_bound(&self) -> bool {
+        self.lower_bound
     }
 
     /// A profile from steps given in solo seconds, e.g. `[(0.0, 21.7 GiB), (211.0, 33.2 GiB)]`

@@ -29,6 +29,37 @@ impl Basis {
     }
 }
 
+/// Most steps a planning shape keeps. A learned profile has one step per level its envelope
+/// passes through (dozens along a loading ramp); the planner's cost grows with the steps,
+/// so ramps are coarsened upwards (never below the profile) to this many.
+const MAX_SEGS: usize = 10;
+
+/// Coarsens `steps` (`(start, bytes)`, the last ending at `duration`) to at most `max`
+/// steps, each at least the steps it replaces: repeatedly merges the adjacent pair whose
+/// merge adds the least memory-time.
+fn upper_envelope(mut steps: Vec<(f64, u64)>, duration: f64, max: usize) -> Vec<(f64, u64)> {
+    let max = max.max(1);
+    let end = |steps: &[(f64, u64)], i: usize| steps.get(i + 1).map_or(duration, |s| s.0);
+    while steps.len() > max {
+        let mut best: Option<(f64, usize)> = None;
+        for i in 0..steps.len() - 1 {
+            let (a, b) = (steps[i], steps[i + 1]);
+            let top = a.1.max(b.1);
+            let len_a = (b.0 - a.0).max(0.0);
+            let len_b = (end(&steps, i + 1) - b.0).max(0.0);
+            let cost = (top - a.1) as f64 * len_a + (top - b.1) as f64 * len_b;
+            if best.is_none_or(|x| cost < x.0) {
+                best = Some((cost, i));
+            }
+        }
+        let Some((_, i)) = best else { break };
+        let top = steps[i].1.max(steps[i + 1].1);
+        steps[i].1 = top;
+        steps.remove(i + 1);
+    }
+    steps
+}
+
 /// A process's predicted memory in solo time, as the timeline uses it.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Shape {
@@ -65,7 +96,7 @@ impl Shape {
         let (a_min, a_max) = s.per_corunner_range();
         let segs = match flat {
             Some(b) => vec![(0.0, b)],
-            None => p.solo_steps(),
+            None => upper_envelope(p.solo_steps(), p.duration_s(), MAX_SEGS),
         };
         let peak = segs.iter().map(|s| s.1).max().unwrap_or(0);
         Shape {
@@ -120,5 +151,37 @@ impl Shape {
     pub fn band(&self, t0: f64, t1: f64) -> (f64, f64) {
         let w = self.a_max - self.a_min;
         (self.a_min + w * t0, self.a_min + w * t1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_envelope_never_lowers_and_keeps_the_bound() {
+        // A ramp of 30 steps, a plateau, a peak.
+        let mut steps: Vec<(f64, u64)> = (0..30).map(|i| (f64::from(i), i as u64 * 100)).collect();
+        steps.push((30.0, 3000));
+        steps.push((200.0, 5000));
+        let at = |s: &[(f64, u64)], t: f64| {
+            let i = s.partition_point(|x| x.0 <= t).saturating_sub(1);
+            s[i].1
+        };
+        let out = upper_envelope(steps.clone(), 240.0, 10);
+        assert_eq!(out.len(), 10);
+        assert_eq!(out.first().unwrap().0, 0.0);
+        for k in 0..2400 {
+            let t = f64::from(k) / 10.0;
+            assert!(at(&out, t) >= at(&steps, t), "lowered at {t}");
+        }
+        // The long plateau and the peak survive unchanged.
+        assert_eq!(at(&out, 100.0), 3000);
+        assert_eq!(at(&out, 220.0), 5000);
+        // Already small: untouched.
+        assert_eq!(
+            upper_envelope(steps[..5].to_vec(), 5.0, 10),
+            steps[..5].to_vec()
+        );
     }
 }
