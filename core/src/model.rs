@@ -47,13 +47,16 @@ pub struct MigInstance {
     pub activity: Activity,
 }
 
-/// Where a process runs on the host: its container and pod, when known.
+/// Where a process runs on the host: its container and pod, when known. `container_id` and
+/// `pod_uid` come from its cgroup; `pod`, `namespace` and `container` (the container's name in
+/// its pod) from the kubelet's pod-resources API (`headroom-kubelet`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Attribution {
     pub container_id: Option<String>,
     pub pod_uid: Option<String>,
     pub pod: Option<String>,
     pub namespace: Option<String>,
+    pub container: Option<String>,
 }
 
 /// A process with a compute context on a GPU (or on one of its MIG instances).

@@ -62,6 +62,41 @@ pub struct Args {
     /// Node name for the `Hostname` label of --compat dcgm (default: the kernel hostname).
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,
+
+    /// The kubelet's pod-resources socket, for `pod`/`namespace`/`container` labels on GPU
+    /// processes, or `none` to turn them off. Default: the kubelet's own socket
+    /// (/var/lib/kubelet/pod-resources/kubelet.sock) when its directory exists, else off.
+    #[arg(long, env = "HEADROOM_KUBELET_SOCKET", value_name = "PATH|none")]
+    pub kubelet_socket: Option<String>,
+
+    /// How often to refresh pod assignments from the kubelet (in the background; at least
+    /// 100ms).
+    #[arg(long, env = "HEADROOM_KUBELET_REFRESH", default_value = "10s")]
+    pub kubelet_refresh: String,
+}
+
+/// Resolves `--kubelet-socket`: an explicit path, `none`/empty for off, or (unset) the
+/// kubelet's socket when its directory exists.
+fn kubelet_socket(arg: Option<&str>, errors: &mut Vec<String>) -> Option<PathBuf> {
+    let default = std::path::Path::new(headroom_kubelet::client::DEFAULT_SOCKET);
+    match arg.map(str::trim) {
+        None => default
+            .parent()
+            .is_some_and(std::path::Path::is_dir)
+            .then(|| default.to_path_buf()),
+        Some("" | "none") => None,
+        Some(p) => {
+            let path = PathBuf::from(p);
+            if path.is_dir() {
+                errors.push(format!(
+                    "--kubelet-socket/HEADROOM_KUBELET_SOCKET: {p} is a directory; give the socket in it (e.g. {p}/kubelet.sock) or `none`"
+                ));
+                return None;
+            }
+            // A socket that does not exist yet is fine: the kubelet may start later.
+            Some(path)
+        }
+    }
 }
 
 /// Validated settings.
@@ -76,6 +111,8 @@ pub struct Config {
     pub log_format: headroom_core::log::Format,
     pub procfs: PathBuf,
     pub node_name: Option<String>,
+    /// Pod attribution through the kubelet, when on.
+    pub kubelet: Option<headroom_kubelet::Settings>,
 }
 
 impl Config {
@@ -140,6 +177,23 @@ impl Config {
                 s.display()
             ));
         }
+        let kubelet_refresh = match parse_duration(&args.kubelet_refresh) {
+            Ok(d) if d >= Duration::from_millis(100) => Some(d),
+            Ok(_) => {
+                errors.push(format!(
+                    "--kubelet-refresh/HEADROOM_KUBELET_REFRESH: {:?} is shorter than 100ms",
+                    args.kubelet_refresh
+                ));
+                None
+            }
+            Err(e) => {
+                errors.push(format!("--kubelet-refresh/HEADROOM_KUBELET_REFRESH: {e}"));
+                None
+            }
+        };
+        let kubelet = kubelet_socket(args.kubelet_socket.as_deref(), &mut errors)
+            .zip(kubelet_refresh)
+            .map(|(socket, refresh)| headroom_kubelet::Settings { socket, refresh });
         match (listen, interval, log_format) {
             (Some(listen), Some(interval), Some(log_format)) if errors.is_empty() => Ok(Self {
                 listen,
@@ -151,6 +205,7 @@ impl Config {
                 log_format,
                 procfs: args.procfs,
                 node_name: args.node_name,
+                kubelet,
             }),
             _ => Err(errors),
         }
@@ -207,6 +262,39 @@ mod tests {
                 "{flag} missing from {errs:#?}"
             );
         }
+    }
+
+    #[test]
+    fn kubelet_socket_and_refresh() {
+        let c = Config::from_args(args(&[
+            "--kubelet-socket",
+            "/run/k/kubelet.sock",
+            "--kubelet-refresh",
+            "2s",
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.kubelet,
+            Some(headroom_kubelet::Settings {
+                socket: "/run/k/kubelet.sock".into(),
+                refresh: Duration::from_secs(2),
+            })
+        );
+        let off = Config::from_args(args(&["--kubelet-socket", "none"])).unwrap();
+        assert_eq!(off.kubelet, None);
+        let dir = std::env::temp_dir();
+        let errs = Config::from_args(args(&[
+            "--kubelet-socket",
+            dir.to_str().unwrap(),
+            "--kubelet-refresh",
+            "50ms",
+        ]))
+        .unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(errs[0].starts_with("--kubelet-refresh") && errs[0].contains("100ms"));
+        assert!(errs[1].starts_with("--kubelet-socket") && errs[1].contains("directory"));
+        let errs = Config::from_args(args(&["--kubelet-refresh", "soon"])).unwrap_err();
+        assert!(errs[0].starts_with("--kubelet-refresh"), "{errs:#?}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `headroom-exporter`: wires configuration, the NVML backend, the sampler and Xid listener
-//! threads and the HTTP server, and shuts them down in order on SIGTERM/SIGINT.
+//! threads, the kubelet refresh task (pod attribution) and the HTTP server, and shuts them
+//! down in order on SIGTERM/SIGINT.
 //!
 //! Exit codes: 0 after a clean shutdown; 2 for bad flags or environment; 3 when NVML cannot
 //! be loaded or initialised; 4 when the listen address cannot be bound; 1 otherwise.
@@ -94,6 +95,22 @@ fn main() -> ExitCode {
     let stop_events = AtomicBool::new(false);
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let collectors: Vec<String> = cfg.collectors.iter().map(|k| k.to_string()).collect();
+    // Pod attribution: a background task on the server's runtime keeps the kubelet's
+    // assignments fresh; the sampler reads the latest, nothing waits for the kubelet.
+    let kubelet = cfg
+        .kubelet
+        .clone()
+        .map(|s| Arc::new(headroom_kubelet::Cache::new(s)));
+    if let Some(cache) = &kubelet {
+        runtime.spawn(headroom_kubelet::refresh(
+            cache.clone(),
+            std::future::pending(),
+        ));
+    }
+    let kubelet_socket = cfg
+        .kubelet
+        .as_ref()
+        .map_or_else(|| "off".to_string(), |k| k.socket.display().to_string());
     log::info(
         "headroom-exporter listening",
         &[
@@ -107,6 +124,7 @@ fn main() -> ExitCode {
             ("nvml", &backend.library().display()),
             ("interval", &format!("{:?}", cfg.interval)),
             ("collectors", &collectors.join(",")),
+            ("kubelet", &kubelet_socket),
         ],
     );
 
@@ -136,6 +154,7 @@ fn main() -> ExitCode {
             collectors: cfg.collectors.clone(),
             procfs: ProcFs::new(&cfg.procfs),
             xid: xid_enabled.then_some(&xid_counts),
+            kubelet: kubelet.as_deref(),
         };
         let spawned = std::thread::Builder::new()
             .name("sampler".into())

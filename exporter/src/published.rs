@@ -51,4 +51,7 @@ pub struct Published {
     pub xid_total: BTreeMap<XidKey, u64>,
     pub oom_total: BTreeMap<OomKey, u64>,
     pub cycles_total: u64,
+    /// Whether the kubelet's last pod-resources call succeeded; `None` when pod attribution
+    /// is off or no call has ended yet.
+    pub kubelet_success: Option<bool>,
 }

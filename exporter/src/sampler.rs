@@ -1,5 +1,5 @@
-//! The sampler: runs the collectors every interval on its own thread, infers OOMs from
-//! successive snapshots, keeps cumulative counts, and publishes the result whole. Collector
+//! The sampler: runs the collectors every interval on its own thread, adds pod labels from
+//! the kubelet's cached assignments, infers OOMs from successive snapshots, keeps cumulative counts, and publishes the result whole. Collector
 //! failures are logged when they start, change or clear (not every cycle).
 
 use crate::published::{CollectorReport, OomKey, Published, XidKey};
@@ -27,6 +27,8 @@ pub struct Sampler<'n> {
     pub procfs: ProcFs,
     /// Counts from the Xid listener, when the `xid` collector is on.
     pub xid: Option<&'n XidCounts>,
+    /// The kubelet's latest pod assignments, when pod attribution is on.
+    pub kubelet: Option<&'n headroom_kubelet::Cache>,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +101,12 @@ impl<'n> Sampler<'n> {
             reports.push(report(c.kind(), t, out));
         }
         drop(topology);
+        // Pod labels from the kubelet's last good list (never a call to the kubelet here).
+        if let Some(k) = self.kubelet
+            && let Some(assignments) = k.current(Instant::now())
+        {
+            headroom_kubelet::attribute(&mut snapshot, &assignments);
+        }
         for g in &snapshot.gpus {
             totals.uuids.insert(g.index, g.uuid.clone());
         }
@@ -177,6 +185,7 @@ impl<'n> Sampler<'n> {
             xid_total,
             oom_total: totals.oom.clone(),
             cycles_total: totals.cycles,
+            kubelet_success: self.kubelet.and_then(headroom_kubelet::Cache::last_ok),
         }
     }
 }

@@ -95,8 +95,7 @@ impl ProcessCollector {
                 attribution: Attribution {
                     container_id: cgroup.container_id,
                     pod_uid: cgroup.pod_uid,
-                    pod: None,
-                    namespace: None,
+                    ..Attribution::default()
                 },
             };
             self.cache.insert(pid, info);

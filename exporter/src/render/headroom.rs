@@ -9,7 +9,7 @@
 //! - `headroom_process_memory_used_bytes`, `headroom_mps_client_memory_limit_bytes`
 //! - `headroom_oom_events_total`, `headroom_xid_errors_total`
 //! - `headroom_collector_success`, `headroom_collector_duration_seconds`,
-//!   `headroom_collector_errors_total`
+//!   `headroom_collector_errors_total`, `headroom_kubelet_success`
 //! - `headroom_exporter_build_info`, `headroom_exporter_snapshot_age_seconds`,
 //!   `headroom_exporter_collections_total`
 
@@ -53,6 +53,7 @@ fn process_labels(g: &Gpu, p: &GpuProcess) -> Labels {
         ("pod_uid", &p.attribution.pod_uid),
         ("pod", &p.attribution.pod),
         ("namespace", &p.attribution.namespace),
+        ("container", &p.attribution.container),
     ];
     l.extend(
         optional
@@ -255,6 +256,15 @@ pub fn encode_head(
         );
     }
 
+    let mut kubelet = Family::gauge(
+        "headroom_kubelet_success",
+        "Whether the last kubelet pod-resources List call succeeded (1) or failed (0).",
+        None,
+    );
+    if let Some(ok) = p.kubelet_success {
+        kubelet.push(vec![], Some(u64::from(ok)));
+    }
+
     let mut build = Family::info(
         "headroom_exporter_build",
         "Exporter build; value is always 1.",
@@ -288,6 +298,7 @@ pub fn encode_head(
         &success,
         &duration,
         &errors,
+        &kubelet,
         &build,
     ] {
         f.encode(encoder)?;

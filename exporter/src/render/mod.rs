@@ -189,6 +189,7 @@ mod tests {
             xid_total: BTreeMap::new(),
             oom_total: oom,
             cycles_total: 1,
+            kubelet_success: None,
         }
     }
 

@@ -54,7 +54,10 @@ pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Exporter {
     let mut cmd = Command::new(exporter_bin());
     cmd.args(["--listen", "127.0.0.1:0"]).args(args);
     cmd.env_remove("HEADROOM_FAKE_SCENARIO")
-        .env_remove("HEADROOM_FAKE_FREEZE_AT");
+        .env_remove("HEADROOM_FAKE_FREEZE_AT")
+        // Pod attribution is on by default on a Kubernetes node; tests that want it pass
+        // --kubelet-socket (flags win over the environment).
+        .env("HEADROOM_KUBELET_SOCKET", "none");
     for (k, v) in envs {
         cmd.env(k, v);
     }
