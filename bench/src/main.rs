@@ -5,9 +5,13 @@
 //! - `scrape`: the exporter's scrape path on the fake NVML at several concurrencies;
 //! - `collect`: one collection cycle of Headroom's collectors vs the raw NVML floor;
 //! - `churn`: RSS and series counts over an hour of process churn compressed into minutes;
-//! - `compare`: several exporters side by side at one interval (real hardware).
+//! - `compare`: several exporters side by side at one interval (real hardware);
+//! - `admission`: the goodput benchmark, every admission policy on the same jobs in virtual
+//!   time (issue 4).
 #![forbid(unsafe_code)]
 
+mod admission;
+mod chart;
 mod churn;
 mod collect;
 mod compare;
@@ -37,6 +41,8 @@ enum Cmd {
     Churn(churn::Args),
     /// Several exporters side by side at one interval (real hardware).
     Compare(compare::Args),
+    /// Goodput: every admission policy on the same jobs of a scenario, in virtual time.
+    Admission(admission::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,12 +52,18 @@ fn main() -> ExitCode {
         Cmd::Collect(a) => collect::run(a),
         Cmd::Churn(a) => churn::run(a),
         Cmd::Compare(a) => compare::run(a),
+        Cmd::Admission(a) => admission::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("headroom-bench: {e:#}");
-            ExitCode::FAILURE
+            // A scenario that cannot be read is a usage error.
+            if e.downcast_ref::<headroom_sim::ScenarioError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
