@@ -17,6 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 K8S_VERSIONS=(-k 1.30.0 -k 1.33.0)
+# Where cargo put the debug binaries (CARGO_TARGET_DIR or the workspace's target/).
+bin_dir=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() {
@@ -55,9 +58,9 @@ done
 for unit in deploy/systemd/*.service; do
   name=$(basename "$unit")
   bin=$(sed -n 's#^ExecStart=/usr/local/bin/\([a-z-]*\).*#\1#p' "$unit")
-  [ -x "target/debug/$bin" ] || fail "$unit runs $bin, which is not a built binary (target/debug/$bin)"
+  [ -x "$bin_dir/$bin" ] || fail "$unit runs $bin, which is not a built binary ($bin_dir/$bin)"
   # verify checks ExecStart exists: point it at the debug build.
-  sed "s#/usr/local/bin/$bin#$PWD/target/debug/$bin#" "$unit" >"$tmp/$name"
+  sed "s#/usr/local/bin/$bin#$bin_dir/$bin#" "$unit" >"$tmp/$name"
   if ! out=$(systemd-analyze verify --man=no "$tmp/$name" 2>&1) || [ -n "$out" ]; then
     fail "systemd-analyze verify $unit: $out"
   fi
@@ -71,9 +74,9 @@ done
 # --- Names the programs know ----------------------------------------------------------
 help="$tmp/help.txt"
 {
-  target/debug/headroom-exporter --help
-  target/debug/headroom-sidecar serve --help
-  target/debug/headroom-sidecar run --help
+  "$bin_dir/headroom-exporter" --help
+  "$bin_dir/headroom-sidecar" serve --help
+  "$bin_dir/headroom-sidecar" run --help
 } >"$help"
 # Set as `name: HEADROOM_X` (Kubernetes env) or `HEADROOM_X=` (systemd Environment=, ENV).
 vars=$(grep -rhoE '(name: HEADROOM_[A-Z_]+|HEADROOM_[A-Z_]+=)' deploy | grep -oE 'HEADROOM_[A-Z_]+' | sort -u)
