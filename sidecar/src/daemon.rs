@@ -850,6 +850,8 @@ impl Daemon {
     fn refresh_device_metrics(&self) {
         let queue = self.admission.queue();
         let running = self.admission.running();
+        self.metrics
+            .unplanned(queue.iter().filter(|q| q.device.is_none()).count());
         for d in &self.devices {
             let queued = queue
                 .iter()

@@ -187,6 +187,14 @@ impl Metrics {
     }
 
     /// Sets the per-device gauges; `None` values are removed (unknown, not 0).
+    /// Queued requests not planned on a device yet (deeper than the plan depth, or not
+    /// planned since they arrived): `headroom_admission_queue_length{device="any"}`.
+    pub fn unplanned(&self, n: usize) {
+        self.queue_length
+            .get_or_create(&device("any"))
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
     pub fn device(&self, dev: &str, g: &DeviceGauges) {
         let l = device(dev);
         self.capacity.get_or_create(&l).set(clamp(g.capacity));
@@ -221,5 +229,37 @@ impl Metrics {
     pub fn profiles_known(&self, n: usize) {
         self.profiles_known
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unplanned_requests_are_counted_under_any() {
+        let m = Metrics::new();
+        m.unplanned(3);
+        m.device(
+            "GPU-a",
+            &DeviceGauges {
+                capacity: 80,
+                used: None,
+                reserved: None,
+                predicted_peak: None,
+                queued: 1,
+                running: 2,
+            },
+        );
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &m.registry).unwrap();
+        assert!(text.contains("headroom_admission_queue_length{device=\"any\"} 3\n"), "{text}");
+        assert!(text.contains("headroom_admission_queue_length{device=\"GPU-a\"} 1\n"), "{text}");
+        // Unknown live usage is absent, not 0.
+        assert!(!text.contains("headroom_admission_used_bytes{"), "{text}");
+        m.unplanned(0);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &m.registry).unwrap();
+        assert!(text.contains("headroom_admission_queue_length{device=\"any\"} 0\n"), "{text}");
     }
 }
