@@ -243,12 +243,35 @@ fn mig_table_answers_with_mig_off() {
         (v2.id, v2.multiprocessorCount, v2.copyEngineCount),
         (0, 132, 8)
     );
-    // Placements need MIG mode on.
+    // Placements answer with MIG mode off too (NVML: "regardless of whether MIG is enabled").
     let mut count = 0u32;
     let rc = unsafe {
         nvml.lib().nvmlDeviceGetGpuInstancePossiblePlacements_v2(
             d.handle(),
             9,
+            std::ptr::null_mut(),
+            &mut count,
+        )
+    };
+    assert_eq!((rc, count), (b::nvmlReturn_enum_NVML_SUCCESS, 2));
+    let mut v = vec![b::nvmlGpuInstancePlacement_t { start: 0, size: 0 }; 2];
+    let rc = unsafe {
+        nvml.lib().nvmlDeviceGetGpuInstancePossiblePlacements_v2(
+            d.handle(),
+            9,
+            v.as_mut_ptr(),
+            &mut count,
+        )
+    };
+    assert_eq!(rc, b::nvmlReturn_enum_NVML_SUCCESS);
+    assert_eq!(
+        v.iter().map(|p| (p.start, p.size)).collect::<Vec<_>>(),
+        vec![(0, 4), (4, 4)]
+    );
+    let rc = unsafe {
+        nvml.lib().nvmlDeviceGetGpuInstancePossiblePlacements_v2(
+            d.handle(),
+            42,
             std::ptr::null_mut(),
             &mut count,
         )

@@ -1,6 +1,7 @@
 //! The command line: `serve` (the daemon), `run` (the client that launches a command under
-//! admission control) and `profiles` (inspect, export and seed learned profiles). Settings can
-//! also come from the `HEADROOM_*` variables shown in `--help`.
+//! admission control), `profiles` (inspect, export and seed learned profiles) and `plan` (MIG
+//! layout or MPS for a mix of jobs). Settings can also come from the `HEADROOM_*` variables
+//! shown in `--help`.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ pub enum Command {
     Run(RunArgs),
     /// Learned memory profiles.
     Profiles(ProfilesArgs),
+    /// Plan a mix of jobs on a GPU: MIG layouts, MPS, MPS inside MIG, ranked.
+    Plan(PlanArgs),
 }
 
 #[derive(Debug, Args)]
@@ -119,4 +122,51 @@ pub enum ProfilesAction {
     },
     /// Seed profiles from a TOML file written by `export` (or by hand).
     Import { file: PathBuf },
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The GPU: a model (h100-80gb, "H100 80GB", h200-141gb, b200-180gb, a100-40gb,
+    /// a100-80gb) to use its built-in MIG table, or a GPU index to read the table from NVML.
+    #[arg(long, value_name = "MODEL|INDEX")]
+    pub gpu: String,
+    /// The jobs: NAME=COUNT[@PEAK],... e.g. ti2v-5b=3,s2v-14b=1; @PEAK (e.g. 40GiB) declares
+    /// a workload that has no learned profile.
+    #[arg(long, value_name = "MIX")]
+    pub mix: Option<String>,
+    /// Learned profiles: a TOML file as `headroom-sidecar profiles export` writes it (- for
+    /// stdin). Without it the built-in seeds (ti2v-5b, s2v-14b) and inline peaks are used.
+    #[arg(long, value_name = "PATH")]
+    pub profiles: Option<PathBuf>,
+    /// Room kept on top of each job's peak: a size (1GiB) or a share of the peak (10%).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "0",
+        allow_hyphen_values = true
+    )]
+    pub margin: String,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Options shown in the table (0: all).
+    #[arg(long, value_name = "N", default_value_t = 12)]
+    pub top: usize,
+    /// With --gpu INDEX: print NVML's MIG profile table and placements as JSON.
+    #[arg(long)]
+    pub dump_table: bool,
+    /// With --gpu INDEX: compare NVML's MIG table with the built-in one for the GPU's model
+    /// (exit 1 and the differences if they disagree).
+    #[arg(long)]
+    pub check_table: bool,
+    /// With --gpu INDEX: the built-in table to compare with or take SM counts from (default:
+    /// the one whose name matches the GPU's).
+    #[arg(long, value_name = "MODEL")]
+    pub table: Option<String>,
+    /// Path of the NVML library (--gpu INDEX).
+    #[arg(long, env = "HEADROOM_NVML_LIB")]
+    pub nvml_lib: Option<PathBuf>,
+    /// Read the GPU from Headroom's fake NVML driven by this scenario file (--gpu INDEX).
+    #[arg(long, env = "HEADROOM_SIMULATE", value_name = "SCENARIO")]
+    pub simulate: Option<PathBuf>,
 }

@@ -1,6 +1,6 @@
 //! `headroom-sidecar`: admission control for processes sharing one GPU. `serve` runs the
 //! daemon, `run` launches a command under admission control, `profiles` inspects and seeds
-//! learned memory profiles.
+//! learned memory profiles, `plan` compares MIG layouts and MPS for a mix of jobs.
 #![forbid(unsafe_code)]
 
 mod api;
@@ -12,6 +12,7 @@ mod http;
 mod launch;
 mod metrics;
 mod oom_text;
+mod plan;
 mod profiles_cmd;
 mod routes;
 mod serve;
@@ -90,6 +91,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(a) => serve::serve(a),
         Command::Run(a) => run(a),
+        Command::Plan(a) => plan::run(a),
         Command::Profiles(p) => {
             let client = Client::new(p.socket.socket);
             match p.action {

@@ -395,3 +395,23 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     let rank = (q * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
+
+/// Most processes running at once in a run.
+pub(crate) fn peak_concurrency(r: &RunResult) -> u32 {
+    let mut events: Vec<(f64, i32)> = Vec::new();
+    for j in &r.jobs {
+        if let (Some(s), Some(e)) = (j.start, j.end) {
+            events.push((s, 1));
+            events.push((e, -1));
+        }
+    }
+    // Ends before starts at the same instant.
+    events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut now = 0i32;
+    let mut peak = 0i32;
+    for (_, d) in events {
+        now += d;
+        peak = peak.max(now);
+    }
+    u32::try_from(peak).unwrap_or(0)
+}

@@ -7,6 +7,7 @@
 //! - [`policy`]: all at once, fixed stagger, MIG, sequential, Headroom (the sidecar's own
 //!   admission core, `headroom-admission`, not a copy of it) and the oracle.
 //! - [`compare`]: every policy on identical jobs, summarised.
+//! - [`predict`]: one device's makespan for the planner (`headroom-sidecar plan`).
 //!
 //! Used by `headroom-bench admission` (the goodput benchmark, `docs/benchmarks.md`).
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@
 pub mod compare;
 pub mod engine;
 pub mod policy;
+pub mod predict;
 pub mod rng;
 pub mod scenario;
 

@@ -5,7 +5,7 @@
 
 use crate::rng::Rng;
 use headroom_core::units::parse_size;
-use headroom_fake::mig_profiles::{self, MigTable};
+use headroom_core::mig_profiles::{self, MigTable};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -173,7 +173,7 @@ impl Gpu {
 pub struct Contention {
     /// Slowdown with 1, 2, 3, … processes under MPS on one device (the last step is
     /// extended linearly beyond the list), as the fake GPU applies it.
-    pub mps: headroom_fake::contention::Contention,
+    pub mps: headroom_core::contention::Contention,
     /// A process alone on a MIG slice with SM share `s` runs at `s^exponent` of its
     /// full-GPU speed (1 = exactly its SM share).
     pub mig_speed_exponent: f64,
@@ -408,7 +408,7 @@ impl Scenario {
             description,
             gpu,
             contention: Contention {
-                mps: headroom_fake::contention::Contention::new(c.mps_slowdown),
+                mps: headroom_core::contention::Contention::new(c.mps_slowdown),
                 mig_speed_exponent: c.mig_speed_exponent,
             },
             noise: Noise {

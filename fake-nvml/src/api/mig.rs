@@ -1,5 +1,6 @@
-//! MIG: MIG device handles and their ids, and the GPU's built-in MIG profile table
-//! (profile info works with MIG mode off, as on real hardware; placements need MIG mode on).
+//! MIG: MIG device handles and their ids, and the GPU's built-in MIG profile table and
+//! possible placements. Both answer with MIG mode off, as NVML documents ("returns all the
+//! possible placements for the given profile regardless of whether MIG is enabled or not").
 
 use crate::call::{Ctx, Target, call};
 use crate::codes::{
@@ -291,8 +292,9 @@ pub unsafe extern "C" fn nvmlDeviceGetGpuInstanceProfileInfoV(
     )
 }
 
-/// Every placement profile `profile_id` may take (start and size in memory slices). A null
-/// buffer gets the count; `NOT_SUPPORTED` unless MIG mode is on.
+/// Every placement profile `profile_id` may take (start and size in memory slices), with MIG
+/// mode on or off. A null buffer gets the count; `NOT_SUPPORTED` for a GPU without a MIG
+/// table or an unknown profile ID.
 ///
 /// # Safety
 /// `count` is null or an initialised, writable count; `placements` is null or writable for
@@ -316,9 +318,6 @@ pub unsafe extern "C" fn nvmlDeviceGetGpuInstancePossiblePlacements_v2(
             count.get()?;
             let g = parent_only(ctx)?;
             let t = table(g)?;
-            if !g.mig_mode {
-                return Err(NOT_SUPPORTED);
-            }
             let p = t.by_id(profile_id).ok_or(NOT_SUPPORTED)?;
             let all: Vec<b::nvmlGpuInstancePlacement_t> = p
                 .placement_starts

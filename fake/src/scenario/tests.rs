@@ -180,7 +180,7 @@ fn gpu_field_problems() {
         "gpu[0].tensor_active: values must lie within 0..1",
         "gpu[0].power_w: point 1: time must be a number of seconds",
         "gpu[0].memory_reserved: 90.00 GiB must be less than memory_total 79.65 GiB",
-        "gpu[0].mig_profiles: \"a100\" is not a built-in table (h100-80gb, h200-141gb, b200-180gb)",
+        "gpu[0].mig_profiles: \"a100\" is not a built-in table (h100-80gb, h200-141gb, b200-180gb, a100-40gb, a100-80gb)",
     ] {
         assert!(ps.iter().any(|p| p == e), "missing {e:?} in {ps:#?}");
     }

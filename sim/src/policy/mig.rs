@@ -5,7 +5,7 @@
 
 use crate::engine::{Ctx, Policy, Slot, Start};
 use crate::scenario::{Contention, Gpu};
-use headroom_fake::mig_profiles::{self, MigProfile, MigTable};
+use headroom_core::mig_profiles::{self, MigProfile, MigTable};
 
 /// A set of GPU instances that can exist together.
 #[derive(Debug, Clone, PartialEq)]
