@@ -5,8 +5,10 @@
 use clap::Parser;
 use headroom_core::collect::Kind;
 use headroom_core::units::parse_duration;
+use headroom_webconfig::WebConfig;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default listen address. Prometheus' port list (9100–9999) is fully allocated; 9401 sits
@@ -73,6 +75,12 @@ pub struct Args {
     /// 100ms).
     #[arg(long, env = "HEADROOM_KUBELET_REFRESH", default_value = "10s")]
     pub kubelet_refresh: String,
+
+    /// TLS and basic auth for the listener: a web-config file in the Prometheus
+    /// exporter-toolkit format (tls_server_config, basic_auth_users with bcrypt hashes,
+    /// http_server_config). See docs/security.md.
+    #[arg(long, env = "HEADROOM_WEB_CONFIG", value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
 }
 
 /// Resolves `--kubelet-socket`: an explicit path, `none`/empty for off, or (unset) the
@@ -113,6 +121,25 @@ pub struct Config {
     pub node_name: Option<String>,
     /// Pod attribution through the kubelet, when on.
     pub kubelet: Option<headroom_kubelet::Settings>,
+    /// TLS, basic auth and response headers of the listener (`--web-config`; default: plain
+    /// HTTP, no auth).
+    pub web: Arc<WebConfig>,
+}
+
+/// Loads `--web-config` (an empty value means none), one message per problem in the file.
+fn web_config(path: Option<&Path>, errors: &mut Vec<String>) -> Option<WebConfig> {
+    let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else {
+        return Some(WebConfig::default());
+    };
+    WebConfig::load(path)
+        .map_err(|problems| {
+            errors.extend(
+                problems
+                    .into_iter()
+                    .map(|p| format!("--web-config/HEADROOM_WEB_CONFIG: {}: {p}", path.display())),
+            );
+        })
+        .ok()
 }
 
 impl Config {
@@ -194,19 +221,23 @@ impl Config {
         let kubelet = kubelet_socket(args.kubelet_socket.as_deref(), &mut errors)
             .zip(kubelet_refresh)
             .map(|(socket, refresh)| headroom_kubelet::Settings { socket, refresh });
-        match (listen, interval, log_format) {
-            (Some(listen), Some(interval), Some(log_format)) if errors.is_empty() => Ok(Self {
-                listen,
-                interval,
-                collectors,
-                nvml_lib: args.nvml_lib,
-                simulate: args.simulate,
-                compat_dcgm,
-                log_format,
-                procfs: args.procfs,
-                node_name: args.node_name,
-                kubelet,
-            }),
+        let web = web_config(args.web_config.as_deref(), &mut errors);
+        match (listen, interval, log_format, web) {
+            (Some(listen), Some(interval), Some(log_format), Some(web)) if errors.is_empty() => {
+                Ok(Self {
+                    listen,
+                    interval,
+                    collectors,
+                    nvml_lib: args.nvml_lib,
+                    simulate: args.simulate,
+                    compat_dcgm,
+                    log_format,
+                    procfs: args.procfs,
+                    node_name: args.node_name,
+                    kubelet,
+                    web: Arc::new(web),
+                })
+            }
             _ => Err(errors),
         }
     }

@@ -31,6 +31,14 @@ fn hostname(cfg: &Config) -> Option<String> {
     })
 }
 
+/// `off`, or the TLS versions offered and the client certificate policy.
+fn web_tls(web: &headroom_webconfig::WebConfig) -> String {
+    web.tls.as_ref().map_or_else(
+        || "off".to_string(),
+        |t| format!("{} {}", t.versions().join(","), t.client_auth()),
+    )
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -90,6 +98,7 @@ fn main() -> ExitCode {
     let app = Arc::new(server::App {
         shared: shared.clone(),
         renderer: render::Renderer::new(dcgm),
+        web: cfg.web.clone(),
     });
     let xid_counts = XidCounts::default();
     let stop_events = AtomicBool::new(false);
@@ -117,9 +126,15 @@ fn main() -> ExitCode {
             (
                 "address",
                 &format!(
-                    "http://{}/metrics",
+                    "{}://{}/metrics",
+                    cfg.web.scheme(),
                     listener.local_addr().unwrap_or(cfg.listen)
                 ),
+            ),
+            ("tls", &web_tls(&cfg.web)),
+            (
+                "basic_auth_users",
+                &cfg.web.auth.as_ref().map_or(0, |a| a.len()),
             ),
             ("nvml", &backend.library().display()),
             ("interval", &format!("{:?}", cfg.interval)),

@@ -9,6 +9,20 @@
 //! Header reads time out (slow clients cannot hold connections open), and on shutdown the
 //! server stops accepting and drains open connections for up to [`DRAIN`].
 //!
+//! Hostile clients are bounded: a request declaring a body over [`MAX_BODY`] gets 413 and the
+//! connection is closed (bodies are never read, so memory does not grow with them); the
+//! header section may not exceed [`MAX_HEADER_BYTES`] (431); malformed requests get hyper's
+//! 400; at most [`MAX_CONNECTIONS`] connections are open at once (further ones wait in the
+//! kernel's accept queue until one closes).
+//!
+//! With `--web-config` ([`headroom_webconfig`]): connections are TLS when the file sets a
+//! certificate (the handshake must finish within [`HANDSHAKE_TIMEOUT`]; plain HTTP sent to
+//! the TLS port gets a 400 naming https), and with `basic_auth_users` every path except
+//! `/healthz` and `/readyz` needs credentials (401 with `WWW-Authenticate: Basic`
+//! otherwise). The probes stay open so that kubelet probes work without a password; they
+//! tell only whether the exporter is alive and ready. `http_server_config.headers` are added
+//! to every response.
+//!
 //! Bodies are a few shared `Bytes` sent back to back ([`Body`]): a scrape's exposition goes
 //! out without being joined or copied, with an exact `Content-Length`.
 
@@ -16,30 +30,45 @@ use crate::render;
 use crate::shared::Shared;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::header::{ALLOW, CONTENT_TYPE};
+use hyper::header::{
+    ALLOW, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, WWW_AUTHENTICATE,
+};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// How long open connections may finish after a shutdown signal.
 pub const DRAIN: Duration = Duration::from_secs(5);
 /// Sampler silence after which /healthz fails (at least; ten intervals if longer).
 pub const STALL: Duration = Duration::from_secs(120);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client has to finish the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections at once (a scraper keeps one; Prometheus HA pairs and a few people are
+/// far below this).
+pub const MAX_CONNECTIONS: usize = 256;
+/// Largest request body accepted (none of the routes reads one).
+pub const MAX_BODY: u64 = 64 * 1024;
+/// Largest request line plus headers; also the read buffer's cap per connection.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Pause after a failed `accept` (e.g. out of file descriptors) instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Debug)]
 pub struct App {
     pub shared: Arc<Shared>,
     pub renderer: render::Renderer,
+    /// TLS, basic auth and extra headers (`--web-config`).
+    pub web: Arc<headroom_webconfig::WebConfig>,
 }
 
 /// A response body of up to three pieces, sent in order; its length is known up front.
@@ -108,6 +137,22 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 }
 
 fn handle(app: &App, req: &Request<Incoming>) -> Response<Body> {
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        let mut r = text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {MAX_BODY} bytes\n"),
+        );
+        r.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        return r;
+    }
     let path = req.uri().path();
     let known = matches!(path, "/" | "/metrics" | "/healthz" | "/readyz");
     if !known {
@@ -183,21 +228,30 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_buf_size(MAX_HEADER_BYTES);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        // A free slot first: beyond the limit, clients wait in the kernel's backlog.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let app = app.clone();
-                let service = service_fn(move |req: Request<Incoming>| {
-                    let resp = handle(&app, &req);
-                    async move { Ok::<_, Infallible>(resp) }
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                let Ok((stream, _)) = accepted else {
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                };
+                let (app, builder, watcher) = (app.clone(), builder.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    serve_connection(stream, app, builder, watcher).await;
+                    drop(slot);
                 });
             }
             () = &mut shutdown => break,
@@ -205,4 +259,65 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     }
     drop(listener);
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+}
+
+/// Serves one accepted connection, after a TLS handshake when `--web-config` asks for TLS.
+async fn serve_connection(
+    stream: TcpStream,
+    app: Arc<App>,
+    builder: hyper::server::conn::http1::Builder,
+    watcher: Watcher,
+) {
+    let service = {
+        let app = app.clone();
+        service_fn(move |req: Request<Incoming>| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(respond(&app, req).await) }
+        })
+    };
+    match &app.web.tls {
+        None => {
+            let _ = watcher
+                .watch(builder.serve_connection(TokioIo::new(stream), service))
+                .await;
+        }
+        // A failed handshake (timeout, plain HTTP, bad or missing client certificate) only
+        // ends this connection; the client sees the TLS alert or the 400.
+        Some(tls) => {
+            if let Ok(stream) = tls.accept(stream, HANDSHAKE_TIMEOUT).await {
+                let _ = watcher
+                    .watch(builder.serve_connection(TokioIo::new(stream), service))
+                    .await;
+            }
+        }
+    }
+}
+
+/// [`handle`] behind basic auth (when configured), plus the configured response headers.
+async fn respond(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let open = matches!(req.uri().path(), "/healthz" | "/readyz");
+    let mut resp = match &app.web.auth {
+        Some(auth) if !open => {
+            let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+            if auth.check(header).await {
+                handle(app, &req)
+            } else {
+                let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+                r.headers_mut()
+                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+                if req.method() == Method::HEAD {
+                    *r.body_mut() = Body::default();
+                }
+                r
+            }
+        }
+        _ => handle(app, &req),
+    };
+    for (name, value) in &app.web.headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            resp.headers_mut()
+                .insert(HeaderName::from_static(name), value);
+        }
+    }
+    resp
 }
