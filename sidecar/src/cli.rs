@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// Permissions of the API socket, octal.
     #[arg(long, env = "HEADROOM_SOCKET_MODE", default_value = "660")]
     pub socket_mode: String,
+    /// Group that owns the API socket (name or numeric id), so its members may use `run`
+    /// (with the default mode 660). Default: the daemon's own group.
+    #[arg(long, env = "HEADROOM_SOCKET_GROUP")]
+    pub socket_group: Option<String>,
     /// Directory of the state database (created 0700; must not be a symlink or world-writable).
     #[arg(long, env = "HEADROOM_STATE_DIR", default_value = "/var/lib/headroom")]
     pub state_dir: PathBuf,

@@ -25,11 +25,25 @@ use std::time::Duration;
 
 struct Valid {
     socket_mode: u32,
+    socket_group: Option<u32>,
     metrics: SocketAddr,
     interval: Duration,
     config: adm::Config,
     active_threads: Option<u8>,
     log_format: log::Format,
+}
+
+/// A group name or numeric id to a gid.
+fn resolve_group(g: &str) -> Result<u32, String> {
+    let g = g.trim();
+    if let Ok(gid) = g.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(g) {
+        Ok(Some(group)) => Ok(group.gid.as_raw()),
+        Ok(None) => Err(format!("no group named {g:?}")),
+        Err(e) => Err(format!("cannot look up group {g:?}: {e}")),
+    }
 }
 
 fn validate(a: &ServeArgs) -> Result<Valid, Vec<String>> {
@@ -39,6 +53,14 @@ fn validate(a: &ServeArgs) -> Result<Valid, Vec<String>> {
         .filter(|m| *m <= 0o777 && m & 0o002 == 0)
         .ok_or_else(|| errors.push(format!("--socket-mode/HEADROOM_SOCKET_MODE: {:?} is not an octal mode without world write (e.g. 660)", a.socket_mode)))
         .ok();
+    let socket_group = match a.socket_group.as_deref().map(resolve_group) {
+        None => Some(None),
+        Some(Ok(gid)) => Some(Some(gid)),
+        Some(Err(e)) => {
+            errors.push(format!("--socket-group/HEADROOM_SOCKET_GROUP: {e}"));
+            None
+        }
+    };
     let metrics = a.metrics_listen.parse::<SocketAddr>().map_err(|_| errors.push(format!("--metrics-listen/HEADROOM_METRICS_LISTEN: {:?} is not an address like 0.0.0.0:9402", a.metrics_listen))).ok();
     let interval = parse_duration(&a.interval)
         .ok()
@@ -92,6 +114,7 @@ fn validate(a: &ServeArgs) -> Result<Valid, Vec<String>> {
     }
     match (
         socket_mode,
+        socket_group,
         metrics,
         interval,
         margin,
@@ -101,6 +124,7 @@ fn validate(a: &ServeArgs) -> Result<Valid, Vec<String>> {
     ) {
         (
             Some(socket_mode),
+            Some(socket_group),
             Some(metrics),
             Some(interval),
             Some(margin),
@@ -109,6 +133,7 @@ fn validate(a: &ServeArgs) -> Result<Valid, Vec<String>> {
             Some(log_format),
         ) if errors.is_empty() => Ok(Valid {
             socket_mode,
+            socket_group,
             metrics,
             interval,
             config: adm::Config {
@@ -311,8 +336,8 @@ pub fn serve(a: ServeArgs) -> ExitCode {
         }
     };
     let (api_listener, ops_listener) = match runtime.block_on(async {
-        let api =
-            crate::http::bind_unix(&a.socket.socket, v.socket_mode).map_err(|e| e.to_string())?;
+        let api = crate::http::bind_unix(&a.socket.socket, v.socket_mode, v.socket_group)
+            .map_err(|e| e.to_string())?;
         let ops = tokio::net::TcpListener::bind(v.metrics)
             .await
             .map_err(|e| format!("metrics listener {}: {e}", v.metrics))?;

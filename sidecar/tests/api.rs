@@ -208,3 +208,47 @@ fn profiles_export_and_import_round_trip() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"));
 }
+
+#[test]
+fn socket_group_owns_the_api_socket_and_a_bad_group_is_a_usage_error() {
+    use std::os::unix::fs::MetadataExt;
+    // Whoever runs the tests may hand a socket to a group it belongs to; root to any group.
+    let gid = nix_gid();
+    let mut w = World::h100("api-group", 40.0);
+    w.start_daemon(&["--socket-group", &gid.to_string()]);
+    let meta = std::fs::metadata(&w.socket).unwrap();
+    assert_eq!(meta.gid(), gid, "socket group");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660, "socket mode");
+    w.stop_daemon();
+
+    let out = Command::new(sidecar_bin())
+        .args([
+            "serve",
+            "--socket-group",
+            "no-such-group-hdrm",
+            "--socket-mode",
+            "777",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Every bad flag at once.
+    assert!(
+        err.contains("no group named \"no-such-group-hdrm\""),
+        "{err}"
+    );
+    assert!(err.contains("--socket-mode"), "{err}");
+}
+
+/// A group the test process may give a file to: `daemon` (gid 1) when running as root,
+/// otherwise the process's own primary group.
+fn nix_gid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let probe = std::env::temp_dir().join(format!("headroom-gid-{}", std::process::id()));
+    std::fs::write(&probe, b"").unwrap();
+    let own = std::fs::metadata(&probe).unwrap().gid();
+    let uid = std::fs::metadata(&probe).unwrap().uid();
+    std::fs::remove_file(&probe).unwrap();
+    if uid == 0 { 1 } else { own }
+}
