@@ -424,7 +424,10 @@ mod tests {
             assert_eq!(n("slices"), u64::from(b.slices), "{}", b.name);
             assert_eq!(n("sm_count"), u64::from(b.sm_count), "{}", b.name);
             let engines = [b.copy_engines, b.decoders, b.encoders, b.jpeg, b.ofa];
-            for (k, e) in ["copy_engines", "decoders", "encoders", "jpeg", "ofa"].iter().zip(engines) {
+            for (k, e) in ["copy_engines", "decoders", "encoders", "jpeg", "ofa"]
+                .iter()
+                .zip(engines)
+            {
                 assert_eq!(n(k), u64::from(e), "{} {k}", b.name);
             }
             let placements: Vec<(u64, u64)> = p["placements"]

@@ -177,17 +177,11 @@ fn max_videos_in_parallel_as_in_the_seeds() {
     }
     // H100, TI2V-5B under MPS with admission: the seeds' "3 (staggered)".
     let v = json(&["--gpu", "h100-80gb", "--mix", "ti2v-5b=8"]);
-    let mps = options(&v)
-        .into_iter()
-        .find(|o| o["kind"] == "mps")
-        .unwrap();
+    let mps = options(&v).iter().find(|o| o["kind"] == "mps").unwrap();
     assert_eq!(mps["peak_concurrency"], 3, "{mps}");
     // Three TI2V-5B under MPS admission: the seeds' 10m30s for three a minute apart, ±15 %.
     let v = json(&["--gpu", "h100-80gb", "--mix", "ti2v-5b=3"]);
-    let mps = options(&v)
-        .into_iter()
-        .find(|o| o["kind"] == "mps")
-        .unwrap();
+    let mps = options(&v).iter().find(|o| o["kind"] == "mps").unwrap();
     let m = mps["makespan_s"].as_f64().unwrap();
     assert!((m - 630.0).abs() <= 0.15 * 630.0, "{mps}");
     let o = plan(&["--gpu", "h100-80gb", "--mix", "ti2v-5b=3"]);

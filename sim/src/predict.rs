@@ -45,7 +45,11 @@ pub struct Prediction {
 /// Simulates `device`; `None` when some job cannot finish there (it does not fit, or ran out
 /// of memory).
 pub fn predict(contention: &Contention, device: &Device<'_>) -> Option<Prediction> {
-    if device.jobs.is_empty() || device.capacity == 0 || !(device.sm_share > 0.0) {
+    if device.jobs.is_empty()
+        || device.capacity == 0
+        || device.sm_share.is_nan()
+        || device.sm_share <= 0.0
+    {
         return None;
     }
     let mut workloads: Vec<Workload> = Vec::new();
@@ -107,7 +111,11 @@ pub fn predict(contention: &Contention, device: &Device<'_>) -> Option<Predictio
     } else {
         sim.run(&mut Sequential)
     };
-    if result.jobs.iter().any(|j| j.outcome != Some(End::Completed)) {
+    if result
+        .jobs
+        .iter()
+        .any(|j| j.outcome != Some(End::Completed))
+    {
         return None;
     }
     Some(Prediction {
@@ -175,7 +183,10 @@ mod tests {
         )
         .unwrap();
         let expect = 2.0 * 242.0 / (60.0f64 / 132.0).powf(0.66);
-        assert!((slice.makespan_s - expect).abs() < 3.0, "{slice:?} vs {expect}");
+        assert!(
+            (slice.makespan_s - expect).abs() < 3.0,
+            "{slice:?} vs {expect}"
+        );
         assert_eq!(slice.peak_concurrency, 1);
         // Three on a whole H100 under admission: never all three at their peak, all finish,
         // sooner than one after another.

@@ -4,8 +4,8 @@
 //! is reported at once, naming the file and the field.
 
 use crate::rng::Rng;
-use headroom_core::units::parse_size;
 use headroom_core::mig_profiles::{self, MigTable};
+use headroom_core::units::parse_size;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
