@@ -111,14 +111,6 @@ fn target_bin(name: &str) -> PathBuf {
     p
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -154,7 +146,7 @@ fn finish(procs: Vec<Proc>, logs: &Path, within: Duration) -> Vec<(String, Optio
 // A real Prometheus and its HTTP API.
 
 struct Prometheus {
-    _proc: Proc,
+    _server: common::Prometheus,
     addr: SocketAddr,
     /// Unix time it started: the start of every range query.
     start: f64,
@@ -186,54 +178,12 @@ fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 impl Prometheus {
     /// Starts Prometheus on `config` (YAML) in `dir` and waits until it answers.
     fn start(dir: &Path, config: &str) -> Self {
-        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-        let check = Command::new("promtool")
-            .arg("check")
-            .arg("config")
-            .arg(dir.join("prometheus.yml"))
-            .output()
-            .expect("promtool (Debian package prometheus; scripts/test.sh installs it)");
-        assert!(
-            check.status.success(),
-            "promtool check config: {}{}",
-            String::from_utf8_lossy(&check.stdout),
-            String::from_utf8_lossy(&check.stderr)
-        );
-        let port = free_port();
-        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-        let child = Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("prometheus (Debian package prometheus; scripts/test.sh installs it)");
-        let prom = Self {
-            _proc: Proc {
-                name: "prometheus".into(),
-                child,
-            },
-            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        let server = common::Prometheus::start(dir, config);
+        Self {
+            addr: server.addr,
+            _server: server,
             start: unix_now(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while http_get(prom.addr, "/-/ready").map(|r| r.0) != Some(200) {
-            assert!(
-                Instant::now() < deadline,
-                "Prometheus did not become ready: {}",
-                std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
         }
-        prom
     }
 
     /// `data` of a successful API answer; panics with Prometheus' error otherwise.

@@ -7,24 +7,7 @@
 mod common;
 
 use common::*;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn exporter(scenario: &str) -> Exporter {
     let root = repo_root();
@@ -92,25 +75,8 @@ fn prometheus_scrapes_mig_and_mps_series() {
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: headroom\n    static_configs:\n      - targets: ['{}', '{}']\n",
         mig.addr, mps.addr
     );
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let port = free_port();
-    let prom = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--log.level=warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the Debian `prometheus` package is needed (scripts/test.sh installs it)");
-    let _prom = Kill(prom);
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let prom = Prometheus::start(&dir, &config);
+    let addr = prom.addr;
 
     // Both targets scraped successfully (Prometheus accepted the OpenMetrics exposition).
     let up = query_until(addr, "sum(up{job=\"headroom\"})", |r| {

@@ -414,30 +414,8 @@ basic_auth_users:
         job("wrong_password", "guess", true),
         job("no_client_cert", PASSWORD, false)
     );
-    std::fs::write(pki.path("prometheus.yml"), prom_yml).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let prom = Command::new("prometheus")
-        .arg(format!("--config.file={}", pki.p("prometheus.yml")))
-        .arg(format!("--storage.tsdb.path={}", pki.p("data")))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--log.level=warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the Debian `prometheus` package is needed (scripts/test.sh installs it)");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _prom = Kill(prom);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let prom = Prometheus::start(&pki.path("."), &prom_yml);
+    let addr: SocketAddr = prom.addr;
 
     let value = |r: &[serde_json::Value], job: &str| {
         r.iter()

@@ -243,3 +243,74 @@ pub fn label<'a>(labels: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
 }
+
+/// A free loopback TCP port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real Prometheus (Debian package `prometheus`; scripts/test.sh installs it) on a free
+/// loopback port, its data and log in `dir`; killed on drop.
+pub struct Prometheus {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    /// Writes `config` (YAML) to `dir/prometheus.yml`, checks it with `promtool`, starts
+    /// Prometheus on it and waits until it is ready.
+    pub fn start(dir: &Path, config: &str) -> Self {
+        let yml = dir.join("prometheus.yml");
+        std::fs::write(&yml, config).unwrap();
+        let check = Command::new("promtool")
+            .args(["check", "config"])
+            .arg(&yml)
+            .output()
+            .expect("promtool (Debian package prometheus; scripts/test.sh installs it)");
+        assert!(
+            check.status.success(),
+            "promtool check config: {}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", yml.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus (Debian package prometheus; scripts/test.sh installs it)");
+        let prom = Prometheus {
+            child,
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while try_http(prom.addr, "GET", "/-/ready").map(|r| r.0) != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "Prometheus did not become ready: {}",
+                std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        prom
+    }
+}
