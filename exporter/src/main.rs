@@ -39,6 +39,9 @@ fn web_tls(web: &headroom_webconfig::WebConfig) -> String {
     )
 }
 
+/// How long the exit waits for the sampler and the Xid listener once the server has drained.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -182,6 +185,18 @@ fn main() -> ExitCode {
         runtime.block_on(server::serve(listener, app, shutdown_signal()));
         let _ = stop_tx.send(());
         stop_events.store(true, Ordering::Relaxed);
+        // The sampler and the listener stop between NVML calls; a call that hangs (a wedged
+        // driver) must not hold the exit: past the grace, exit without waiting for it.
+        let _ = std::thread::Builder::new()
+            .name("exit-grace".into())
+            .spawn(|| {
+                std::thread::sleep(EXIT_GRACE);
+                log::warn(
+                    "an NVML call is still running; exiting without waiting for it",
+                    &[("waited", &format!("{EXIT_GRACE:?}"))],
+                );
+                std::process::exit(0);
+            });
         ExitCode::SUCCESS
     });
     log::info("stopped", &[]);

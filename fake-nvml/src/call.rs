@@ -30,6 +30,16 @@ const LIST_CALLS: &[&str] = &[
     "nvmlDeviceGetMPSComputeRunningProcesses_v3",
 ];
 
+/// An injected `INSUFFICIENT_SIZE` on a process list.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListFault {
+    None,
+    /// A fetch needs one entry more than the count said (a retry succeeds).
+    GrowByOne,
+    /// Every count and fetch answers `INSUFFICIENT_SIZE` with a count one larger than asked.
+    Always,
+}
+
 /// What an API body gets.
 pub(crate) struct Ctx {
     pub inst: Arc<Instance>,
@@ -37,9 +47,8 @@ pub(crate) struct Ctx {
     pub now: f64,
     /// The decoded device (`Target::Device` and `Target::Found` calls).
     pub device: Option<DeviceRef>,
-    /// An injected `INSUFFICIENT_SIZE` on a list call: a fetch needs one entry more than the
-    /// count said.
-    pub grow_list: bool,
+    /// An injected `INSUFFICIENT_SIZE` on a list call.
+    pub grow_list: ListFault,
 }
 
 impl Ctx {
@@ -64,6 +73,7 @@ pub(crate) fn call(
     target: Target,
     body: impl FnOnce(&Ctx) -> ApiResult,
 ) -> Ret {
+    log_call(name);
     let run = || -> ApiResult {
         let inst = runtime::instance()?;
         let device = match &target {
@@ -94,18 +104,53 @@ pub(crate) fn call(
     }
 }
 
+/// Environment variable: a file to which the fake appends the name of every NVML function
+/// the first time this process calls it (the fault matrix checks it covers them all).
+pub const ENV_CALL_LOG: &str = "HEADROOM_FAKE_CALL_LOG";
+
+/// Appends `name` to the call log (`HEADROOM_FAKE_CALL_LOG`) the first time it is called.
+pub(crate) fn log_call(name: &'static str) {
+    use std::collections::HashSet;
+    use std::io::Write;
+    use std::sync::{Mutex, OnceLock};
+    type Seen = Mutex<(HashSet<&'static str>, std::fs::File)>;
+    static SEEN: OnceLock<Option<Seen>> = OnceLock::new();
+    let log = SEEN.get_or_init(|| {
+        let path = std::env::var_os(ENV_CALL_LOG)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()?;
+        Some(Mutex::new((HashSet::new(), file)))
+    });
+    if let Some(m) = log {
+        let mut guard = m.lock().unwrap_or_else(|p| p.into_inner());
+        let (seen, file) = &mut *guard;
+        if seen.insert(name) {
+            let _ = writeln!(file, "{name}");
+        }
+    }
+}
+
 /// Applies the first matching fault: sleeps its hang, then fails with its error. Returns
-/// whether a list call should pretend to have grown (injected `INSUFFICIENT_SIZE`).
-pub(crate) fn inject(inst: &Instance, name: &str, gpu: Option<usize>) -> Result<bool, Ret> {
+/// how a list call should pretend to have grown (injected `INSUFFICIENT_SIZE`).
+pub(crate) fn inject(inst: &Instance, name: &str, gpu: Option<usize>) -> Result<ListFault, Ret> {
     let Some(fault) = faults::find(&inst.scenario.faults, name, gpu, inst.clock.now()) else {
-        return Ok(false);
+        return Ok(ListFault::None);
     };
     if fault.hang_ms > 0 {
         std::thread::sleep(Duration::from_millis(fault.hang_ms));
     }
     match fault.error {
-        None => Ok(false),
-        Some(e) if e.code == INSUFFICIENT_SIZE && LIST_CALLS.contains(&name) => Ok(true),
+        None => Ok(ListFault::None),
+        Some(e) if e.code == INSUFFICIENT_SIZE && LIST_CALLS.contains(&name) => {
+            Ok(if fault.persistent {
+                ListFault::Always
+            } else {
+                ListFault::GrowByOne
+            })
+        }
         Some(e) => Err(e.code),
     }
 }

@@ -84,6 +84,9 @@ pub struct Fault {
     pub until_s: Option<f64>,
     /// Sleep this many wall milliseconds before answering.
     pub hang_ms: u64,
+    /// `INSUFFICIENT_SIZE` on a process list: every fetch fails, however large the buffer
+    /// (without it, the list only grows by one between the count and the fetch).
+    pub persistent: bool,
 }
 
 impl Fault {
@@ -121,6 +124,7 @@ mod tests {
             from_s: from,
             until_s: until,
             hang_ms: 0,
+            persistent: false,
         }
     }
 

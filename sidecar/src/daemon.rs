@@ -506,7 +506,13 @@ impl Daemon {
                         .map(|s| (s - now).max(0.0)),
                     reason: entry.map_or_else(
                         || "not planned yet".to_string(),
-                        |e| format!("{:?}", e.reason).to_lowercase(),
+                        // The API's snake_case name (`device_memory_unknown`).
+                        |e| {
+                            serde_json::to_value(e.reason)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_string))
+                                .unwrap_or_else(|| format!("{:?}", e.reason).to_lowercase())
+                        },
                     ),
                 }
             }

@@ -40,8 +40,12 @@ impl<'n> DeviceCollector {
             return Some(id.clone());
         }
         let uuid = out.keep("nvmlDeviceGetUUID", || index.to_string(), device.uuid())?;
+        let failed = out.errors.len();
         let name = out.keep("nvmlDeviceGetName", || index.to_string(), device.name());
-        self.identity.insert(index, (uuid.clone(), name.clone()));
+        // A name that failed (not merely unsupported) is asked again next cycle.
+        if out.errors.len() == failed {
+            self.identity.insert(index, (uuid.clone(), name.clone()));
+        }
         Some((uuid, name))
     }
 

@@ -2,7 +2,8 @@
 //! marked as MPS client or not, with what the host knows of it.
 //!
 //! Calls: nvmlDeviceGetComputeRunningProcesses_v3, nvmlDeviceGetMPSComputeRunningProcesses_v3
-//! (with spare room and retries, see [`crate::nvml::raw`]), nvmlSystemGetProcessName.
+//! (with spare room and retries, see [`crate::nvml::raw`]), nvmlSystemGetProcessName (a
+//! failure other than `NOT_FOUND` is a collector failure and is asked again next cycle).
 //! Host: `/proc/PID/environ` (MPS memory limit, visible devices, workload) and
 //! `/proc/PID/cgroup` (container, pod), read once when a pid first appears and kept while it
 //! stays in NVML's listing from one cycle to the next; a pid that leaves is forgotten, so a
@@ -76,17 +77,27 @@ impl ProcessCollector {
         }
     }
 
-    fn host_info(&mut self, backend: &NvmlBackend, pid: u32) -> &HostInfo {
+    fn host_info(&mut self, backend: &NvmlBackend, pid: u32, out: &mut Outcome) -> HostInfo {
         // A cached pid was listed in the previous cycle too (the cache forgets pids that
-        // leave), so it is the same process: no /proc read. A new pid is read afresh.
-        if !self.cache.contains_key(&pid) {
+        // leave), so it is the same process: no /proc read. A new pid is read afresh, and so
+        // is one whose name NVML failed to give (not cached).
+        if let Some(info) = self.cache.get(&pid) {
+            info.clone()
+        } else {
             let env = self
                 .procfs
                 .environ(pid, &[MPS_LIMIT_VAR, VISIBLE_DEVICES_VAR, WORKLOAD_VAR])
                 .unwrap_or_default();
             let cgroup = self.procfs.cgroup(pid).unwrap_or_default();
+            let failed = out.errors.len();
+            let name = match backend.nvml().sys_process_name(pid, NAME_LEN) {
+                Ok(n) => Some(n),
+                // Gone since the listing: no name, and not a failure.
+                Err(NvmlError::NotFound) => None,
+                Err(e) => out.keep("nvmlSystemGetProcessName", || pid.to_string(), Err(e)),
+            };
             let info = HostInfo {
-                name: backend.nvml().sys_process_name(pid, NAME_LEN).ok(),
+                name,
                 limit: env
                     .get(MPS_LIMIT_VAR)
                     .and_then(|v| PinnedMemLimit::parse(v).ok()),
@@ -98,9 +109,11 @@ impl ProcessCollector {
                     ..Attribution::default()
                 },
             };
-            self.cache.insert(pid, info);
+            if out.errors.len() == failed {
+                self.cache.insert(pid, info.clone());
+            }
+            info
         }
-        &self.cache[&pid]
     }
 }
 
@@ -184,7 +197,7 @@ impl<'n> Collector<'n> for ProcessCollector {
             let mut list: Vec<GpuProcess> = procs.into_values().collect();
             for p in &mut list {
                 seen.insert(p.pid);
-                let host = self.host_info(backend, p.pid);
+                let host = self.host_info(backend, p.pid, &mut out);
                 p.name = host.name.clone();
                 p.workload = host.workload.clone();
                 p.attribution = host.attribution.clone();

@@ -46,6 +46,19 @@ impl XidCounts {
     }
 }
 
+/// Calls of the wait loop: their error clears once a wait succeeds again (with an event or a
+/// timeout). Errors of setting up the event set stay.
+const LOOP_CALLS: [&str; 2] = ["nvmlEventSetWait_v2", "nvmlDeviceGetIndex"];
+
+fn clear_loop_error(s: &mut XidState) {
+    if s.error
+        .as_ref()
+        .is_some_and(|e| LOOP_CALLS.contains(&e.call))
+    {
+        s.error = None;
+    }
+}
+
 /// Waits for Xid events until told to stop.
 #[derive(Debug)]
 pub struct XidListener<'a> {
@@ -118,15 +131,18 @@ impl XidListener<'_> {
                         Some(XidError::Value(x)) => x,
                         _ => continue,
                     };
-                    let index = event.device.index().ok();
-                    self.counts.update(|s| {
-                        if let Some(i) = index {
+                    match event.device.index() {
+                        Ok(i) => self.counts.update(|s| {
                             *s.counts.entry((i, xid)).or_insert(0) += 1;
-                        }
-                        s.error = None;
-                    });
+                            clear_loop_error(s);
+                        }),
+                        // The event cannot be attributed to a GPU: it is lost, and reported.
+                        Err(e) => self.counts.update(|s| {
+                            s.error = Some(CallError::new("nvmlDeviceGetIndex", None, &e));
+                        }),
+                    }
                 }
-                Err(NvmlError::Timeout) => {}
+                Err(NvmlError::Timeout) => self.counts.update(clear_loop_error),
                 Err(e) => {
                     self.counts.update(|s| {
                         s.error = Some(CallError::new("nvmlEventSetWait_v2", None, &e))

@@ -1,7 +1,7 @@
 //! Initialisation and teardown (`nvmlInit_v2`, `nvmlInitWithFlags`, `nvmlShutdown`) and
 //! `nvmlErrorString`.
 
-use crate::call::inject;
+use crate::call::{inject, log_call};
 use crate::codes::{Ret, SUCCESS};
 use crate::runtime;
 use headroom_fake::nvml_error;
@@ -10,6 +10,7 @@ use std::ffi::{CString, c_char, c_uint};
 use std::sync::OnceLock;
 
 fn init(name: &'static str) -> nvmlReturn_t {
+    log_call(name);
     let r = std::panic::catch_unwind(|| runtime::init(|inst| inject(inst, name, None).map(|_| ())));
     match r {
         Ok(Ok(())) => SUCCESS,
@@ -44,6 +45,7 @@ pub unsafe extern "C" fn nvmlInitWithFlags(_flags: c_uint) -> nvmlReturn_t {
 /// None beyond NVML's own contract (no pointers).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nvmlShutdown() -> nvmlReturn_t {
+    log_call("nvmlShutdown");
     let run = || -> Result<(), Ret> {
         if let Ok(inst) = runtime::instance() {
             inject(&inst, "nvmlShutdown", None)?;

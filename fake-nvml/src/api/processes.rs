@@ -7,7 +7,7 @@
 //! one entry more than the count said, as when a process starts between count and fetch: a
 //! caller that retries with the count it got back (or with spare room) succeeds.
 
-use crate::call::{Target, call};
+use crate::call::{ListFault, Target, call};
 use crate::codes::{INSUFFICIENT_SIZE, Ret};
 use crate::out::{InOut, OutArray};
 use nvml_wrapper_sys::bindings::{nvmlDevice_t, nvmlProcessInfo_t, nvmlReturn_t};
@@ -51,6 +51,12 @@ unsafe fn list(
                 }
             })
             .collect();
+        if ctx.grow_list == ListFault::Always {
+            // However large the buffer, the list has outgrown it by one.
+            let asked = if infos.is_null() { 0 } else { infos.capacity() };
+            count.set(asked.max(entries.len()).saturating_add(1) as c_uint)?;
+            return Err(INSUFFICIENT_SIZE);
+        }
         if infos.is_null() {
             count.set(entries.len() as c_uint)?;
             return if entries.is_empty() {
@@ -61,7 +67,7 @@ unsafe fn list(
         }
         // An injected INSUFFICIENT_SIZE: a process started between the count and this fetch
         // (and is gone again), so a buffer of exactly the counted size is one short.
-        let needed = entries.len() + usize::from(ctx.grow_list);
+        let needed = entries.len() + usize::from(ctx.grow_list == ListFault::GrowByOne);
         if infos.capacity() < needed {
             count.set(needed as c_uint)?;
             return Err(INSUFFICIENT_SIZE);

@@ -143,6 +143,8 @@ pub(super) struct RawFault {
     pub until_s: Option<f64>,
     #[serde(default)]
     pub hang_ms: Option<u64>,
+    #[serde(default)]
+    pub persistent: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -283,5 +283,6 @@ fn fault(i: usize, f: &RawFault, gpu_count: usize, p: &mut Problems) -> Option<F
         from_s: f.from_s,
         until_s: f.until_s,
         hang_ms,
+        persistent: f.persistent.unwrap_or(false),
     })
 }
