@@ -9,6 +9,10 @@ use headroom_core::units::parse_size;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// Most jobs one scenario may hold (a batch's counts, a stream's expected arrivals): bounds
+/// the memory a scenario file can make the simulator allocate.
+pub const MAX_JOBS: u32 = 100_000;
+
 /// Why a scenario could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -323,12 +327,20 @@ impl Scenario {
                     if !(a.at_s.is_finite() && a.at_s >= 0.0) {
                         problems.push(format!("{what}.at_s: {} is not ≥ 0", a.at_s));
                     }
-                    if a.count == 0 {
-                        problems.push(format!("{what}.count: must be ≥ 1"));
+                    if a.count == 0 || a.count > MAX_JOBS {
+                        problems.push(format!("{what}.count: must be 1 to {MAX_JOBS}"));
                     }
-                    if let Some(w) = find(&a.workload, &mut problems, &what) {
+                    if let Some(w) = find(&a.workload, &mut problems, &what)
+                        && a.count <= MAX_JOBS
+                    {
                         jobs.extend((0..a.count).map(|_| (a.at_s.max(0.0), w)));
                     }
+                }
+                if jobs.len() > MAX_JOBS as usize {
+                    problems.push(format!(
+                        "arrivals: {} jobs, more than {MAX_JOBS}",
+                        jobs.len()
+                    ));
                 }
                 jobs.sort_by(|a, b| a.0.total_cmp(&b.0));
                 Arrivals::Batch(jobs)
@@ -455,7 +467,7 @@ impl Scenario {
                 let total: f64 = mix.iter().map(|m| m.1).sum();
                 let end = hours * 3600.0;
                 let mut t = 0.0;
-                loop {
+                for _ in 0..2 * MAX_JOBS {
                     t += rng.exponential(3600.0 / jobs_per_hour);
                     if t >= end {
                         break;

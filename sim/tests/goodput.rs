@@ -220,6 +220,9 @@ name = "w"
 timeline = [[0, "0"], [0, "1GiB"]]
 [[arrivals]]
 workload = "nope"
+[[arrivals]]
+workload = "w"
+count = 4294967295
 "#,
     )
     .unwrap();
@@ -233,6 +236,7 @@ workload = "nope"
         "noise.duration",
         "timeline[1]",
         "unknown workload \"nope\"",
+        "arrivals[1].count: must be 1 to 100000",
     ] {
         assert!(err.contains(needle), "{needle} missing from: {err}");
     }
