@@ -73,7 +73,8 @@ pub struct ServeArgs {
     /// Run against Headroom's fake GPU driven by this scenario file.
     #[arg(long, env = "HEADROOM_SIMULATE", value_name = "SCENARIO")]
     pub simulate: Option<PathBuf>,
-    /// Passed to admitted processes as CUDA_MPS_PIPE_DIRECTORY.
+    /// Passed to admitted processes as CUDA_MPS_PIPE_DIRECTORY; while no MPS control daemon
+    /// answers on its `control` socket, admission pauses (queue reason `mps_unavailable`).
     #[arg(long, env = "HEADROOM_MPS_PIPE_DIRECTORY")]
     pub mps_pipe_directory: Option<PathBuf>,
     /// Passed to admitted processes as CUDA_MPS_ACTIVE_THREAD_PERCENTAGE (1-100).

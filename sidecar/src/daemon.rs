@@ -104,6 +104,9 @@ pub struct Daemon {
     live_used: HashMap<String, Option<u64>>,
     /// When the current batch of arrivals is planned.
     batch_due: Option<f64>,
+    /// The MPS control daemon's socket is missing from `--mps-pipe-directory`: nothing is
+    /// admitted (an MPS client started now would fail or run without MPS).
+    mps_down: bool,
 }
 
 /// Why an API call failed.
@@ -123,6 +126,9 @@ fn internal(e: impl std::fmt::Display) -> CallError {
 }
 
 /// Parses the size PyTorch says it tried to allocate ("Tried to allocate 2.60 GiB").
+/// Queue reason while the MPS control daemon is missing.
+const MPS_UNAVAILABLE: &str = "mps_unavailable";
+
 fn attempted_allocation(msg: &str) -> Option<u64> {
     let rest = msg.split("Tried to allocate ").nth(1)?;
     let mut words = rest.split_whitespace();
@@ -169,6 +175,7 @@ impl Daemon {
             next_id,
             live_used: HashMap::new(),
             batch_due: None,
+            mps_down: false,
         };
         d.readopt()?;
         d.refresh_profile_metrics();
@@ -415,6 +422,9 @@ impl Daemon {
     pub fn decide(&mut self) -> CallResult<()> {
         let now = self.now();
         self.batch_due = None;
+        if self.mps_down {
+            return Ok(());
+        }
         let decisions = self.admission.decide(now, &self.profiles);
         for Decision::Admit {
             id,
@@ -504,16 +514,20 @@ impl Daemon {
                         .as_ref()
                         .and_then(|e| e.predicted_start)
                         .map(|s| (s - now).max(0.0)),
-                    reason: entry.map_or_else(
-                        || "not planned yet".to_string(),
-                        // The API's snake_case name (`device_memory_unknown`).
-                        |e| {
-                            serde_json::to_value(e.reason)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_string))
-                                .unwrap_or_else(|| format!("{:?}", e.reason).to_lowercase())
-                        },
-                    ),
+                    reason: if self.mps_down {
+                        MPS_UNAVAILABLE.to_string()
+                    } else {
+                        entry.map_or_else(
+                            || "not planned yet".to_string(),
+                            // The API's snake_case name (`device_memory_unknown`).
+                            |e| {
+                                serde_json::to_value(e.reason)
+                                    .ok()
+                                    .and_then(|v| v.as_str().map(str::to_string))
+                                    .unwrap_or_else(|| format!("{:?}", e.reason).to_lowercase())
+                            },
+                        )
+                    },
                 }
             }
             Phase::Admitted => {
@@ -737,7 +751,39 @@ impl Daemon {
 
     /// One sampling round: live memory, per-process samples, co-runners, vanished processes,
     /// stale admissions, then a decision.
+    /// Checks that the MPS control daemon answers on `control` in `--mps-pipe-directory`;
+    /// admission pauses while it does not, with one log line per change.
+    fn check_mps(&mut self) {
+        let Some(dir) = &self.settings.mps_pipe_directory else {
+            return;
+        };
+        let control = dir.join("control");
+        // The control daemon leaves its socket file behind when it quits, so the file alone
+        // says nothing: connect. Its socket is SOCK_SEQPACKET, so a stream connect to a live
+        // daemon fails with EPROTOTYPE (and never reaches it); a stale file is refused.
+        let up = match std::os::unix::net::UnixStream::connect(&control) {
+            Ok(_) => true,
+            Err(e) => e.raw_os_error() == Some(nix::errno::Errno::EPROTOTYPE as i32),
+        };
+        if up == !self.mps_down {
+            return;
+        }
+        self.mps_down = !up;
+        if up {
+            log::info(
+                "MPS control daemon is back: admission resumed",
+                &[("socket", &control.display())],
+            );
+        } else {
+            log::warn(
+                "MPS control daemon not running (no control socket): admission paused",
+                &[("socket", &control.display())],
+            );
+        }
+    }
+
     pub fn observe(&mut self, snap: &Snapshot) -> CallResult<()> {
+        self.check_mps();
         let now = self.now();
         let mut obs = Observation::default();
         // pid → (device id, bytes) for processes on managed devices

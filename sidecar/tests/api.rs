@@ -252,3 +252,64 @@ fn nix_gid() -> u32 {
     std::fs::remove_file(&probe).unwrap();
     if uid == 0 { 1 } else { own }
 }
+
+/// Polls `GET /v1/admissions/{id}` until its JSON satisfies `done` (or panics after 20 s).
+fn status_until(
+    w: &World,
+    id: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (code, body) = request(w, "GET", &format!("/v1/admissions/{id}"), b"");
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if done(&v) {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "last status: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn admission_pauses_while_the_mps_control_daemon_is_gone() {
+    let mut w = World::h100("api-mps", 40.0);
+    let pipe = w.dir.join("mps-pipe");
+    std::fs::create_dir_all(&pipe).unwrap();
+    let control = pipe.join("control");
+    // A listening socket stands in for a live control daemon.
+    let live = std::os::unix::net::UnixListener::bind(&control).unwrap();
+    w.start_daemon(&["--mps-pipe-directory", pipe.to_str().unwrap()]);
+    let enqueue = |w: &World| {
+        let (code, body) = request(
+            w,
+            "POST",
+            "/v1/admissions",
+            br#"{"workload":"w","peak_bytes":1073741824}"#,
+        );
+        assert!(code == 200 || code == 201 || code == 202, "{code} {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["id"].as_str().unwrap().to_string()
+    };
+    let first = enqueue(&w);
+    status_until(&w, &first, |v| v["state"] != "queued");
+
+    // The daemon quits but leaves its socket file (as nvidia-cuda-mps-control does).
+    drop(live);
+    assert!(control.exists());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let second = enqueue(&w);
+    let v = status_until(&w, &second, |v| v["reason"] == "mps_unavailable");
+    assert_eq!(v["state"], "queued", "{v}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let v = status_until(&w, &second, |_| true);
+    assert_eq!(v["state"], "queued", "still paused: {v}");
+    assert!(w.log().contains("admission paused"), "{}", w.log());
+
+    // Back: the request is admitted.
+    std::fs::remove_file(&control).unwrap();
+    let _live = std::os::unix::net::UnixListener::bind(&control).unwrap();
+    status_until(&w, &second, |v| v["state"] != "queued");
+    assert!(w.log().contains("admission resumed"), "{}", w.log());
+}
