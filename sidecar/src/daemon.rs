@@ -765,7 +765,7 @@ impl Daemon {
             Ok(_) => true,
             Err(e) => e.raw_os_error() == Some(nix::errno::Errno::EPROTOTYPE as i32),
         };
-        if up == !self.mps_down {
+        if up != self.mps_down {
             return;
         }
         self.mps_down = !up;
