@@ -338,30 +338,6 @@ fn stalled_and_garbage_handshakes() {
     assert_eq!(curl(&refs(&ca), &url).0, 200);
 }
 
-/// `/api/v1/query` result, once `done` accepts it (or panics after 60 s).
-fn query_until(
-    prom: SocketAddr,
-    q: &str,
-    done: impl Fn(&[serde_json::Value]) -> bool,
-) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let url = format!("http://{prom}/api/v1/query");
-    loop {
-        let (status, _, body) = curl(&["-G", "--data-urlencode", &format!("query={q}")], &url);
-        if status == 200 {
-            let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
-            if let Some(r) = v["data"]["result"].as_array().filter(|r| done(r)) {
-                return r.clone();
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus: nothing acceptable for {q} (last: {status} {body})"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 #[test]
 fn prometheus_scrapes_over_tls_with_basic_auth() {
     let pki = Pki::new("exporter-prom");

@@ -314,3 +314,35 @@ impl Prometheus {
         prom
     }
 }
+
+/// `/api/v1/query` result vector, once `done` accepts it (or panics after 60 s).
+pub fn query_until(
+    prom: SocketAddr,
+    q: &str,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let encoded: String = q
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _, body) =
+            try_http(prom, "GET", &format!("/api/v1/query?query={encoded}")).unwrap_or_default();
+        if status == 200 {
+            let v: serde_json::Value =
+                serde_json::from_str(body.trim()).unwrap_or(serde_json::Value::Null);
+            if let Some(r) = v["data"]["result"].as_array().filter(|r| done(r)) {
+                return r.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus returned nothing acceptable for {q} (last: {status} {body})"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

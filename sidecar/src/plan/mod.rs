@@ -4,8 +4,9 @@
 //! the slot's memory), compares them with MPS on the whole GPU and MPS inside MIG, ranks the
 //! options and prints them with the `nvidia-smi` commands of the chosen MIG layout.
 //! `--dump-table` / `--check-table` show NVML's MIG table for a GPU and compare it with the
-//! built-in one. Predicted makespans come from a [`model::MakespanModel`]; none is wired yet,
-//! so they print as `—` (JSON `null`).
+//! built-in one. Predicted makespans come from a [`model::MakespanModel`]: the goodput
+//! simulator (`sim_model`); where it cannot say (a workload without a profile) they print as
+//! `—` (JSON `null`).
 
 mod assign;
 mod check;
@@ -24,7 +25,7 @@ use crate::cli::PlanArgs;
 use gpu::GpuSpec;
 use headroom_core::mig_profiles::{self, MigTable};
 use headroom_core::units::{Bytes, parse_size};
-use model::{MakespanModel, NoModel};
+use model::MakespanModel;
 use options::{JobSpec, PlanOption};
 use std::process::ExitCode;
 use workloads::Workload;
@@ -204,12 +205,6 @@ fn fits_nowhere(gpu: &GpuSpec, lines: &[MixLine], options: &[PlanOption]) -> Vec
 /// `headroom-sidecar plan`, makespans predicted by the goodput simulator.
 pub fn run(a: PlanArgs) -> ExitCode {
     run_with(a, &sim_model::SimModel::default(), true)
-}
-
-/// `headroom-sidecar plan` without a makespan model (every makespan unknown).
-#[allow(dead_code)]
-pub fn run_unmodelled(a: PlanArgs) -> ExitCode {
-    run_with(a, &NoModel, false)
 }
 
 /// `headroom-sidecar plan` with `model` (`wired`: whether it predicts anything).

@@ -1,8 +1,7 @@
 //! The makespan model the planner asks for predicted makespans: one call per slot of an
 //! option (a MIG GPU instance or compute instance, or the whole GPU under MPS) with the jobs
-//! assigned to it. The goodput simulator (`headroom-sim`) is meant to answer; until it is
-//! wired in, [`NoModel`] answers "unknown" and the planner prints `—` (JSON `null`), never a
-//! made-up number.
+//! assigned to it. The goodput simulator answers (`super::sim_model`); where it cannot say, the
+//! estimate is unknown and the planner prints `—` (JSON `null`), never a made-up number.
 
 use super::workloads::Workload;
 use serde::Serialize;
@@ -18,8 +17,6 @@ pub enum SliceMode {
 }
 
 /// One slot and the jobs assigned to it.
-// Read by `MakespanModel` implementations (the goodput simulator, once wired in).
-#[allow(dead_code)]
 #[derive(Debug, Clone, Copy)]
 pub struct Slice<'a> {
     /// Memory the slot's jobs may use, bytes.
@@ -52,10 +49,12 @@ impl<F: Fn(&Slice<'_>) -> Estimate> MakespanModel for F {
     }
 }
 
-/// No model: every estimate unknown.
+/// No model: every estimate unknown (for the tests of the placement logic).
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoModel;
 
+#[cfg(test)]
 impl MakespanModel for NoModel {
     fn estimate(&self, _slice: &Slice<'_>) -> Estimate {
         Estimate::default()
