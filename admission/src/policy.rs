@@ -22,13 +22,17 @@ pub struct Admission {
     planned_from: Option<Snapshot>,
 }
 
+/// Steps of `horizon_step_s` after which a plan is remade even though nothing changed (a
+/// backstop: between events the plan's own simulation already foresaw how windows move).
+const RESYNC_STEPS: f64 = 120.0;
+
 /// The inputs of the last full plan that matter for whether to plan again.
 #[derive(Clone, Debug, PartialEq)]
 struct Snapshot {
     at: f64,
     queue: Vec<RequestId>,
     running: Vec<(RequestId, u64)>,
-    devices: Vec<(bool, u64)>,
+    devices: Vec<(bool, u64, Vec<bool>)>,
 }
 
 impl Admission {
@@ -256,13 +260,19 @@ impl Admission {
     /// Admits, in queue order, every request that is safe to start now; a request may pass
     /// an earlier one only if that does not delay the earlier one's predicted start.
     ///
-    /// A full plan is made when something changed since the last one: the queue or the
-    /// running set, a device reading appearing or disappearing, unmanaged usage moving by
-    /// more than 0.5 % of the device, a process's live usage moving by more than 2 % of its
-    /// predicted peak (a phase change), a planned start coming due, or 10 × `horizon_step_s`
-    /// having passed. Otherwise nothing can have become admissible that the last plan did
-    /// not foresee, except through slightly tighter windows, and `decide` returns at once.
-    /// (A changed [`ProfileSource`] alone is noticed at the next full plan.)
+    /// A full plan is made when something changed since the last one: the queue, the
+    /// running set or the stretch bands ruled out; a device reading appearing or
+    /// disappearing; unmanaged usage moving by more than 0.5 % of the device; a process's
+    /// live usage moving by more than 2 % of its predicted peak where it is above the least
+    /// its envelope predicts for the rest of its life (the only place a live reading changes
+    /// a prediction; a drop there is planned at once, a rise, which can only delay starts,
+    /// at most every 10 × `horizon_step_s`); a planned start coming due; 10 ×
+    /// `horizon_step_s` passing while a running process may have ended already (its windows
+    /// tighten faster than the plan assumed); and, as a backstop, 120 × `horizon_step_s`
+    /// passing. Otherwise the last plan's own simulation foresaw how the windows move, and
+    /// `decide` returns at once. Skipping a plan never admits anything: every admission is
+    /// checked by a full plan on the current state. (A changed [`ProfileSource`] alone is
+    /// noticed at the next full plan.)
     pub fn decide(&mut self, now: f64, profiles: &dyn ProfileSource) -> Vec<Decision> {
         let now = self.first_time(now);
         self.state.advance(now, None);
@@ -287,17 +297,27 @@ impl Admission {
                 .state
                 .devices
                 .iter()
-                .map(|d| (d.used.is_some(), d.unmanaged()))
+                .map(|d| (d.used.is_some(), d.unmanaged(), d.refuted.clone()))
                 .collect(),
         }
     }
 
     fn changed_since(&self, s: &Snapshot, now: f64) -> bool {
-        if now - s.at >= 10.0 * self.config.horizon_step_s
-            || self
-                .plan
-                .iter()
-                .any(|p| p.3 != WaitReason::BehindEarlier && p.2.is_some_and(|t| t <= now + 1e-9))
+        // Between events the running processes' progress windows move exactly as the last
+        // plan simulated them, except while one may have ended already (the plan counted it
+        // as a possible co-runner; time passing without its end report tightens the windows).
+        let period = if self.state.running.iter().any(RunningProc::may_have_ended) {
+            10.0
+        } else {
+            RESYNC_STEPS
+        } * self.config.horizon_step_s;
+        if now - s.at >= period {
+            return true;
+        }
+        if self
+            .plan
+            .iter()
+            .any(|p| p.3 != WaitReason::BehindEarlier && p.2.is_some_and(|t| t <= now + 1e-9))
             || s.queue.len() != self.state.queue.len()
             || s.running.len() != self.state.running.len()
             || s.devices.len() != self.state.devices.len()
@@ -312,18 +332,31 @@ impl Admission {
             return true;
         }
         let moved = |a: u64, b: u64, scale: u64| a.abs_diff(b) as f64 > scale as f64;
+        // A process's live usage matters only where it lifts the prediction above the
+        // envelope (a ramp inside its envelope changes nothing the plan used). A drop there
+        // may let a request start sooner: plan at once. A rise can only push starts later,
+        // and every start is re-checked when it comes due, so it just refreshes the
+        // predicted starts every 10 steps.
+        let refresh = now - s.at >= 10.0 * self.config.horizon_step_s;
+        let lifts = |old: u64, p: &RunningProc| {
+            let binds = p.floor_binds_above();
+            moved(old, p.live, p.predicted_peak / 50)
+                && ((old > binds && p.live < old) || (refresh && p.live > binds))
+        };
         if s.running
             .iter()
             .zip(&self.state.running)
-            .any(|(&(id, live), p)| id != p.id || moved(live, p.live, p.predicted_peak / 50))
+            .any(|(&(id, live), p)| id != p.id || lifts(live, p))
         {
             return true;
         }
         s.devices
             .iter()
             .zip(&self.state.devices)
-            .any(|(&(known, u), d)| {
-                known != d.used.is_some() || moved(u, d.unmanaged(), d.device.capacity / 200)
+            .any(|(&(known, u, ref refuted), d)| {
+                known != d.used.is_some()
+                    || moved(u, d.unmanaged(), d.device.capacity / 200)
+                    || *refuted != d.refuted
             })
     }
 

@@ -109,6 +109,35 @@ pub(crate) struct RunningProc {
     pub pt: f64,
 }
 
+impl RunningProc {
+    /// Whether the fastest stretch of some band says it may have ended by now.
+    pub fn may_have_ended(&self) -> bool {
+        self.shape.is_finite() && self.hi.iter().any(|&h| h >= self.shape.duration)
+    }
+
+    /// The least the prediction can be for this process at any moment of its remaining
+    /// life: the envelope's minimum from its slowest progress edge on. A live reading at or
+    /// below this never raises a prediction (the floor `max(envelope, live)` does not bind),
+    /// so its moves cannot change a plan.
+    pub fn floor_binds_above(&self) -> u64 {
+        if self.shape.is_finite() && self.lo.iter().any(|&lo| lo >= self.shape.duration) {
+            // Overdue: the lane is held near its end or pinned at its peak.
+            return self.shape.segs.last().map_or(0, |s| s.1);
+        }
+        let lo = self.lo.iter().copied().fold(f64::INFINITY, f64::min);
+        let from = if lo.is_finite() {
+            self.shape.seg_of(lo)
+        } else {
+            0
+        };
+        self.shape
+            .segs
+            .get(from..)
+            .and_then(|s| s.iter().map(|x| x.1).min())
+            .unwrap_or(0)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Queued {
     pub req: Request,

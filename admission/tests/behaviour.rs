@@ -236,6 +236,25 @@ fn live_usage_above_prediction_raises_it() {
     assert_eq!(admitted(&adm.decide(30.0, &p)), vec![2]);
 }
 
+/// A process above its envelope holds others back; when it drops back into the envelope
+/// the very next `decide` (nothing else changed, well inside the periodic re-plan) admits.
+#[test]
+fn a_drop_back_into_the_envelope_is_planned_at_once() {
+    let mut adm = h100(Config::default());
+    let p = profiles();
+    observe(&mut adm, Some(0), &[], 0.0);
+    adm.enqueue(req(1, "ti2v"), 0.0).unwrap();
+    assert_eq!(admitted(&adm.decide(0.0, &p)), vec![1]);
+    observe(&mut adm, Some(gib(50.0)), &[(1, gib(50.0))], 20.0);
+    adm.enqueue(req(2, "ti2v"), 20.0).unwrap();
+    assert!(adm.decide(20.0, &p).is_empty());
+    // Growth that stays above the envelope changes nothing that could admit it.
+    observe(&mut adm, Some(gib(52.0)), &[(1, gib(52.0))], 21.0);
+    assert!(adm.decide(21.0, &p).is_empty());
+    observe(&mut adm, Some(gib(21.7)), &[(1, gib(21.7))], 22.0);
+    assert_eq!(admitted(&adm.decide(22.0, &p)), vec![2]);
+}
+
 #[test]
 fn unknown_workload_without_any_profile_waits_for_an_idle_device() {
     let mut adm = h100(Config::default());
