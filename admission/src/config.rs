@@ -29,7 +29,7 @@ pub struct Config {
     pub max_stagger: f64,
     /// Only the first this many queued requests are planned (given a device and a predicted
     /// start) on each `decide`; the rest wait with [`crate::WaitReason::Queued`] until they move up.
-    /// Bounds the cost of a decision on a long queue. Default 12.
+    /// Bounds the cost of a decision on a long queue. Default 6.
     pub plan_depth: usize,
 }
 
@@ -42,7 +42,7 @@ impl Default for Config {
             stretch_bands: 4,
             stagger_lookahead: 2,
             max_stagger: 0.5,
-            plan_depth: 12,
+            plan_depth: 6,
         }
     }
 }
