@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the admission daemon.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Ask for admission, wait, then run CMD (as argv, never through a shell).
     Run(RunArgs),
     /// Learned memory profiles.
@@ -77,6 +77,27 @@ pub struct ServeArgs {
     /// answers on its `control` socket, admission pauses (queue reason `mps_unavailable`).
     #[arg(long, env = "HEADROOM_MPS_PIPE_DIRECTORY")]
     pub mps_pipe_directory: Option<PathBuf>,
+    /// Start one MPS control daemon per managed GPU / MIG instance, each with private pipe
+    /// and log directories under --mps-root; admitted processes get their device's pipe
+    /// directory. A daemon that stops answering is started again; on exit each is told to
+    /// quit unless admitted processes still use it.
+    #[arg(
+        long,
+        env = "HEADROOM_MANAGE_MPS",
+        conflicts_with = "mps_pipe_directory"
+    )]
+    pub manage_mps: bool,
+    /// Where --manage-mps keeps each daemon's `pipe` and `log` directories (ROOT/<uuid>/).
+    #[arg(long, env = "HEADROOM_MPS_ROOT", default_value = "/run/headroom/mps")]
+    pub mps_root: PathBuf,
+    /// The MPS control program --manage-mps runs (as argv, with `-d` to start a daemon and
+    /// `quit` on stdin to stop one).
+    #[arg(
+        long,
+        env = "HEADROOM_MPS_CONTROL",
+        default_value = "nvidia-cuda-mps-control"
+    )]
+    pub mps_control: PathBuf,
     /// Passed to admitted processes as CUDA_MPS_ACTIVE_THREAD_PERCENTAGE (1-100).
     #[arg(long, env = "HEADROOM_ACTIVE_THREAD_PERCENTAGE")]
     pub active_thread_percentage: Option<String>,

@@ -54,6 +54,8 @@ pub struct ManagedDevice {
 pub struct Settings {
     pub config: adm::Config,
     pub mps_pipe_directory: Option<PathBuf>,
+    /// `--manage-mps`: the daemons, one pipe directory per device.
+    pub mps_manager: Option<std::sync::Arc<crate::mps::Manager>>,
     pub active_thread_percentage: Option<u8>,
     pub procfs: ProcFs,
     /// Arrivals are planned together once per sampling round; a request admitted within this
@@ -308,7 +310,12 @@ impl Daemon {
         );
         env.insert("HEADROOM_WORKLOAD".into(), workload.to_string());
         env.insert("HEADROOM_ADMISSION_ID".into(), id.to_string());
-        if let Some(p) = &self.settings.mps_pipe_directory {
+        let managed = self
+            .settings
+            .mps_manager
+            .as_ref()
+            .and_then(|m| m.pipe_for(device));
+        if let Some(p) = managed.or(self.settings.mps_pipe_directory.as_deref()) {
             env.insert("CUDA_MPS_PIPE_DIRECTORY".into(), p.display().to_string());
         }
         if let Some(p) = self.settings.active_thread_percentage {
@@ -751,19 +758,19 @@ impl Daemon {
 
     /// One sampling round: live memory, per-process samples, co-runners, vanished processes,
     /// stale admissions, then a decision.
-    /// Checks that the MPS control daemon answers on `control` in `--mps-pipe-directory`;
-    /// admission pauses while it does not, with one log line per change.
+    /// Checks that the MPS control daemon answers on `control` in `--mps-pipe-directory`, or
+    /// (`--manage-mps`) that every managed daemon does, starting again those that stopped;
+    /// admission pauses while one does not, with one log line per change.
     fn check_mps(&mut self) {
-        let Some(dir) = &self.settings.mps_pipe_directory else {
+        let (up, what) = if let Some(m) = &self.settings.mps_manager {
+            (m.keep_up(), "managed MPS control daemons".to_string())
+        } else if let Some(dir) = &self.settings.mps_pipe_directory {
+            (
+                crate::mps::control_up(dir),
+                dir.join("control").display().to_string(),
+            )
+        } else {
             return;
-        };
-        let control = dir.join("control");
-        // The control daemon leaves its socket file behind when it quits, so the file alone
-        // says nothing: connect. Its socket is SOCK_SEQPACKET, so a stream connect to a live
-        // daemon fails with EPROTOTYPE (and never reaches it); a stale file is refused.
-        let up = match std::os::unix::net::UnixStream::connect(&control) {
-            Ok(_) => true,
-            Err(e) => e.raw_os_error() == Some(nix::errno::Errno::EPROTOTYPE as i32),
         };
         if up != self.mps_down {
             return;
@@ -772,14 +779,19 @@ impl Daemon {
         if up {
             log::info(
                 "MPS control daemon is back: admission resumed",
-                &[("socket", &control.display())],
+                &[("socket", &what)],
             );
         } else {
             log::warn(
                 "MPS control daemon not running (no control socket): admission paused",
-                &[("socket", &control.display())],
+                &[("socket", &what)],
             );
         }
+    }
+
+    /// Whether admitted processes still run (or are about to start) on `device`.
+    pub fn busy(&self, device: &str) -> bool {
+        self.admission.running().iter().any(|r| r.device == device)
     }
 
     pub fn observe(&mut self, snap: &Snapshot) -> CallResult<()> {

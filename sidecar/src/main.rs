@@ -11,6 +11,7 @@ mod daemon;
 mod http;
 mod launch;
 mod metrics;
+mod mps;
 mod oom_text;
 mod plan;
 mod profiles_cmd;
@@ -89,7 +90,7 @@ fn run(args: cli::RunArgs) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(a) => serve::serve(a),
+        Command::Serve(a) => serve::serve(*a),
         Command::Run(a) => run(a),
         Command::Plan(a) => plan::run(a),
         Command::Profiles(p) => {

@@ -4,7 +4,8 @@
 //! admission core. SIGTERM/SIGINT drain both listeners and exit 0.
 //!
 //! Exit codes: 2 bad settings; 3 NVML unusable; 4 a listener cannot be bound; 5 the state
-//! directory or database is unusable; 1 otherwise.
+//! directory or database is unusable; 6 `--manage-mps` cannot start an MPS control daemon;
+//! 1 otherwise.
 
 use crate::cli::ServeArgs;
 use crate::daemon::{Daemon, ManagedDevice, Settings};
@@ -303,9 +304,22 @@ pub fn serve(a: ServeArgs) -> ExitCode {
             return ExitCode::from(5);
         }
     };
+    let mps_manager = if a.manage_mps {
+        let ids: Vec<String> = devices.iter().map(|d| d.id.clone()).collect();
+        match crate::mps::Manager::start(&a.mps_control, &a.mps_root, &ids) {
+            Ok(m) => Some(Arc::new(m)),
+            Err(e) => {
+                log::error(&e.to_string(), &[]);
+                return ExitCode::from(6);
+            }
+        }
+    } else {
+        None
+    };
     let settings = Settings {
         config: v.config,
         mps_pipe_directory: a.mps_pipe_directory.clone(),
+        mps_manager: mps_manager.clone(),
         active_thread_percentage: v.active_threads,
         procfs,
         batch_window_s: v.interval.as_secs_f64() * 1.5,
@@ -429,6 +443,10 @@ pub fn serve(a: ServeArgs) -> ExitCode {
         ExitCode::SUCCESS
     });
     let _ = std::fs::remove_file(&a.socket.socket);
+    if let Some(m) = &mps_manager {
+        let daemon = shared.lock();
+        m.stop(|device| daemon.busy(device), Duration::from_secs(10));
+    }
     log::info("stopped", &[]);
     code
 }
