@@ -756,8 +756,6 @@ impl Daemon {
         }
     }
 
-    /// One sampling round: live memory, per-process samples, co-runners, vanished processes,
-    /// stale admissions, then a decision.
     /// Checks that the MPS control daemon answers on `control` in `--mps-pipe-directory`, or
     /// (`--manage-mps`) that every managed daemon does, starting again those that stopped;
     /// admission pauses while one does not, with one log line per change.
@@ -794,6 +792,8 @@ impl Daemon {
         self.admission.running().iter().any(|r| r.device == device)
     }
 
+    /// One sampling round: live memory, per-process samples, co-runners, vanished processes,
+    /// stale admissions, then a decision.
     pub fn observe(&mut self, snap: &Snapshot) -> CallResult<()> {
         self.check_mps();
         let now = self.now();
