@@ -760,19 +760,24 @@ impl Daemon {
     /// (`--manage-mps`) that every managed daemon does, starting again those that stopped;
     /// admission pauses while one does not, with one log line per change.
     fn check_mps(&mut self) {
-        let (up, what) = if let Some(m) = &self.settings.mps_manager {
-            (m.keep_up(), "managed MPS control daemons".to_string())
-        } else if let Some(dir) = &self.settings.mps_pipe_directory {
-            (
-                crate::mps::control_up(dir),
-                dir.join("control").display().to_string(),
-            )
-        } else {
-            return;
+        let up = match (
+            &self.settings.mps_manager,
+            &self.settings.mps_pipe_directory,
+        ) {
+            (Some(m), _) => m.keep_up(),
+            (None, Some(dir)) => crate::mps::control_up(dir),
+            (None, None) => return,
         };
         if up != self.mps_down {
             return;
         }
+        // Only on a change: name what was checked.
+        let what = match &self.settings.mps_pipe_directory {
+            Some(dir) if self.settings.mps_manager.is_none() => {
+                dir.join("control").display().to_string()
+            }
+            _ => "managed MPS control daemons".to_string(),
+        };
         self.mps_down = !up;
         if up {
             log::info(
