@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test Headroom has that needs no GPU. Installs what the end-to-end tests use when
 # it is missing: Prometheus and promtool (Debian package `prometheus`), the Python
-# OpenMetrics parser (PyPI `prometheus-client`) and gRPC for the kubelet interop test (PyPI
+# OpenMetrics parser (PyPI `prometheus-client`), libclang for bindgen (Debian `libclang-dev`) and gRPC for the kubelet interop test (PyPI
 # `grpcio`, `protobuf`), and `openssl` and `curl` for the TLS tests of --web-config. The
 # checks of alerts/, dashboards/ and deploy/ (tests/ops/) also need kubectl (Debian
 # `kubectl`, else `kubernetes-client`), systemd-analyze (Debian `systemd`), and from PyPI
@@ -16,6 +16,9 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 # TLS tests of --web-config (exporter/tests/web_config.rs): certificates and a real client.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates)
+# bindgen generates the DCGM bindings (dcgm-sys) from a header at build time; dcgm-sys's test
+# fails on the checked-in fallback it uses without libclang.
+compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null || compgen -G '/usr/lib/x86_64-linux-gnu/libclang*.so*' >/dev/null || missing+=(libclang-dev)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root" >&2

@@ -121,7 +121,8 @@ impl<'n> Headroom<'n> {
             match k {
                 Kind::Process => others.push(Box::new(ProcessCollector::new(ProcFs::new(procfs)))),
                 Kind::Gpm => others.push(Box::new(GpmCollector::new())),
-                Kind::Device | Kind::Xid => {}
+                // The collector benchmark measures the NVML path only.
+                Kind::Device | Kind::Xid | Kind::Dcgm => {}
             }
         }
         Self {

@@ -1,5 +1,5 @@
 //! Headroom's core: the GPU model shared by the exporter and the sidecar, the NVML backend
-//! (the only module with FFI: `nvml::raw`), the collectors, OOM inference, host attribution
+//! and the DCGM backend (the only modules with FFI: `nvml::raw`, `dcgm::raw`), the collectors, OOM inference, host attribution
 //! (procfs: MPS limits, cgroups), units, the built-in MIG profile tables, and the small pieces
 //! both binaries share (logging, `--simulate`).
 #![deny(unsafe_code)]
@@ -7,6 +7,7 @@
 pub mod cgroup;
 pub mod collect;
 pub mod contention;
+pub mod dcgm;
 pub mod log;
 pub mod mig_profiles;
 pub mod model;

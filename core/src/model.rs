@@ -27,12 +27,15 @@ impl Memory {
     }
 }
 
-/// Engine activity over the last sampling window, as ratios in `0.0..=1.0` (from GPM).
+/// Engine activity over the last sampling window, as ratios in `0.0..=1.0` (from GPM, or
+/// from DCGM's profiling fields with the DCGM backend).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Activity {
     pub graphics: Option<f64>,
     pub sm: Option<f64>,
     pub tensor: Option<f64>,
+    /// Device-memory interface activity (DCGM's `DRAM_ACTIVE`; GPM's is not read).
+    pub dram: Option<f64>,
 }
 
 /// One MIG device (a compute instance inside a GPU instance).

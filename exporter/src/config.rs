@@ -49,6 +49,31 @@ pub struct Args {
     #[arg(long, env = "HEADROOM_SIMULATE", value_name = "SCENARIO")]
     pub simulate: Option<PathBuf>,
 
+    /// Where engine activity (the `gpm` collector's job) comes from: `nvml` (GPM, Hopper and
+    /// newer), `dcgm` (DCGM's profiling fields, needs libdcgm; fails at start without it) or
+    /// `auto` (DCGM when it loads and starts, NVML otherwise; one log line says which and
+    /// why). With --simulate, `auto` means nvml unless --dcgm-lib names a library.
+    #[arg(
+        long,
+        env = "HEADROOM_BACKEND",
+        default_value = "auto",
+        value_name = "auto|nvml|dcgm"
+    )]
+    pub backend: String,
+
+    /// Path of the DCGM library (default: libdcgm.so.4, then libdcgm.so.3).
+    #[arg(long, env = "HEADROOM_DCGM_LIB")]
+    pub dcgm_lib: Option<PathBuf>,
+
+    /// A standalone DCGM host engine (nv-hostengine) to connect to: host:port, or unix:PATH
+    /// for its unix socket. Default: an embedded host engine inside the exporter.
+    #[arg(
+        long,
+        env = "HEADROOM_DCGM_ADDRESS",
+        value_name = "HOST:PORT|unix:PATH"
+    )]
+    pub dcgm_address: Option<String>,
+
     /// Also emit dcgm-exporter metric names and labels (`dcgm`).
     #[arg(long, env = "HEADROOM_COMPAT")]
     pub compat: Option<String>,
@@ -107,6 +132,14 @@ fn kubelet_socket(arg: Option<&str>, errors: &mut Vec<String>) -> Option<PathBuf
     }
 }
 
+/// `--backend`: where engine activity comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Auto,
+    Nvml,
+    Dcgm,
+}
+
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -116,6 +149,9 @@ pub struct Config {
     pub nvml_lib: Option<PathBuf>,
     pub simulate: Option<PathBuf>,
     pub compat_dcgm: bool,
+    pub backend: Backend,
+    pub dcgm_lib: Option<PathBuf>,
+    pub dcgm_address: Option<String>,
     pub log_format: headroom_core::log::Format,
     pub procfs: PathBuf,
     pub node_name: Option<String>,
@@ -170,6 +206,9 @@ impl Config {
             .filter(|s| !s.is_empty())
         {
             match name.parse::<Kind>() {
+                Err(_) if name == "dcgm" => errors.push(
+                    "--collectors/HEADROOM_COLLECTORS: \"dcgm\" is not a collector: engine activity is the `gpm` collector, served by DCGM with --backend dcgm".into(),
+                ),
                 Ok(k) if !collectors.contains(&k) => collectors.push(k),
                 Ok(_) => {}
                 Err(e) => errors.push(format!("--collectors/HEADROOM_COLLECTORS: {e}")),
@@ -186,6 +225,43 @@ impl Config {
                 false
             }
         };
+        let backend = match args.backend.trim() {
+            "auto" | "" => Backend::Auto,
+            "nvml" => Backend::Nvml,
+            "dcgm" => Backend::Dcgm,
+            other => {
+                errors.push(format!(
+                    "--backend/HEADROOM_BACKEND: unknown backend {other:?} (auto, nvml or dcgm)"
+                ));
+                Backend::Auto
+            }
+        };
+        let dcgm_address = match args.dcgm_address.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(a) => {
+                if backend == Backend::Nvml {
+                    errors.push(
+                        "--dcgm-address/HEADROOM_DCGM_ADDRESS: set, but --backend is nvml".into(),
+                    );
+                }
+                match a.strip_prefix("unix:") {
+                    Some(p) if !p.starts_with('/') => errors.push(format!(
+                        "--dcgm-address/HEADROOM_DCGM_ADDRESS: {a:?}: a unix socket needs an absolute path (unix:/run/...)"
+                    )),
+                    Some(_) => {}
+                    None if a.contains(char::is_whitespace) || a.contains('/') => {
+                        errors.push(format!(
+                            "--dcgm-address/HEADROOM_DCGM_ADDRESS: {a:?} is neither host[:port] nor unix:PATH"
+                        ))
+                    }
+                    None => {}
+                }
+                Some(a.to_string())
+            }
+        };
+        if args.dcgm_lib.is_some() && backend == Backend::Nvml {
+            errors.push("--dcgm-lib/HEADROOM_DCGM_LIB: set, but --backend is nvml".into());
+        }
         let log_format = match args.log_format.as_str() {
             "text" => Some(headroom_core::log::Format::Text),
             "json" => Some(headroom_core::log::Format::Json),
@@ -231,6 +307,9 @@ impl Config {
                     nvml_lib: args.nvml_lib,
                     simulate: args.simulate,
                     compat_dcgm,
+                    backend,
+                    dcgm_lib: args.dcgm_lib,
+                    dcgm_address,
                     log_format,
                     procfs: args.procfs,
                     node_name: args.node_name,
@@ -326,6 +405,48 @@ mod tests {
         assert!(errs[1].starts_with("--kubelet-socket") && errs[1].contains("directory"));
         let errs = Config::from_args(args(&["--kubelet-refresh", "soon"])).unwrap_err();
         assert!(errs[0].starts_with("--kubelet-refresh"), "{errs:#?}");
+    }
+
+    #[test]
+    fn backend_flags() {
+        let c = Config::from_args(args(&[])).unwrap();
+        assert_eq!(c.backend, Backend::Auto);
+        let c = Config::from_args(args(&[
+            "--backend",
+            "dcgm",
+            "--dcgm-address",
+            "unix:/run/nvidia-dcgm/hostengine.sock",
+        ]))
+        .unwrap();
+        assert_eq!(c.backend, Backend::Dcgm);
+        assert_eq!(
+            c.dcgm_address.as_deref(),
+            Some("unix:/run/nvidia-dcgm/hostengine.sock")
+        );
+        let errs = Config::from_args(args(&[
+            "--backend",
+            "nvml",
+            "--dcgm-address",
+            "10.0.0.1:5555",
+            "--dcgm-lib",
+            "/opt/libdcgm.so.4",
+        ]))
+        .unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(errs[0].starts_with("--dcgm-address") && errs[0].contains("nvml"));
+        assert!(errs[1].starts_with("--dcgm-lib") && errs[1].contains("nvml"));
+        let errs = Config::from_args(args(&[
+            "--backend",
+            "nccl",
+            "--dcgm-address",
+            "unix:relative.sock",
+        ]))
+        .unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(errs[0].starts_with("--backend") && errs[0].contains("auto, nvml or dcgm"));
+        assert!(errs[1].starts_with("--dcgm-address") && errs[1].contains("absolute"));
+        let errs = Config::from_args(args(&["--collectors", "device,dcgm"])).unwrap_err();
+        assert!(errs[0].contains("--backend dcgm"), "{errs:#?}");
     }
 
     #[test]

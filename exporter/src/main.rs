@@ -3,7 +3,7 @@
 //! down in order on SIGTERM/SIGINT.
 //!
 //! Exit codes: 0 after a clean shutdown; 2 for bad flags or environment; 3 when NVML cannot
-//! be loaded or initialised; 4 when the listen address cannot be bound; 1 otherwise.
+//! be loaded or initialised, or DCGM with `--backend dcgm`; 4 when the listen address cannot be bound; 1 otherwise.
 #![forbid(unsafe_code)]
 
 mod config;
@@ -14,8 +14,9 @@ mod server;
 mod shared;
 
 use clap::Parser;
-use config::{Args, Config};
+use config::{Args, Backend, Config};
 use headroom_core::collect::{Kind, XidCounts, XidListener};
+use headroom_core::dcgm::DcgmBackend;
 use headroom_core::log;
 use headroom_core::procfs::ProcFs;
 use std::process::ExitCode;
@@ -57,6 +58,60 @@ async fn shutdown_signal() {
     }
 }
 
+/// Resolves `--backend` for the engine-activity collector: the DCGM backend to use, if any,
+/// with one log line saying which backend serves activity and why. `Err` only for
+/// `--backend dcgm` when DCGM cannot be used.
+fn activity_backend(cfg: &Config) -> Result<Option<DcgmBackend>, String> {
+    let say = |backend: &str, why: &str| {
+        log::info(
+            "engine activity backend",
+            &[("backend", &backend), ("reason", &why)],
+        );
+    };
+    if !cfg.collectors.contains(&Kind::Gpm) {
+        say("none", "the gpm collector is off");
+        return Ok(None);
+    }
+    let open = || DcgmBackend::open(cfg.dcgm_lib.as_deref(), cfg.dcgm_address.as_deref());
+    let described = |d: &DcgmBackend| {
+        format!(
+            "DCGM library {} loaded, {} host engine",
+            d.library().display(),
+            d.engine()
+        )
+    };
+    match cfg.backend {
+        Backend::Nvml => {
+            say("nvml", "--backend nvml");
+            Ok(None)
+        }
+        Backend::Dcgm => match open() {
+            Ok(d) => {
+                say("dcgm", &format!("--backend dcgm; {}", described(&d)));
+                Ok(Some(d))
+            }
+            Err(e) => Err(format!("--backend dcgm: {e}")),
+        },
+        Backend::Auto if cfg.simulate.is_some() && cfg.dcgm_lib.is_none() => {
+            say(
+                "nvml",
+                "--backend auto with --simulate and no --dcgm-lib: the fake GPU has no host DCGM",
+            );
+            Ok(None)
+        }
+        Backend::Auto => match open() {
+            Ok(d) => {
+                say("dcgm", &format!("--backend auto; {}", described(&d)));
+                Ok(Some(d))
+            }
+            Err(e) => {
+                say("nvml", &format!("--backend auto; DCGM not usable: {e}"));
+                Ok(None)
+            }
+        },
+    }
+}
+
 fn main() -> ExitCode {
     let cfg = match Config::from_args(Args::parse()) {
         Ok(c) => c,
@@ -77,6 +132,23 @@ fn main() -> ExitCode {
                 return ExitCode::from(3);
             }
         };
+
+    let dcgm_backend = match activity_backend(&cfg) {
+        Ok(d) => d,
+        Err(e) => {
+            log::error(&e, &[]);
+            return ExitCode::from(3);
+        }
+    };
+    let mut cfg = cfg;
+    if dcgm_backend.is_some() {
+        for k in &mut cfg.collectors {
+            if *k == Kind::Gpm {
+                *k = Kind::Dcgm;
+            }
+        }
+        cfg.collectors.sort();
+    }
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -173,6 +245,7 @@ fn main() -> ExitCode {
             procfs: ProcFs::new(&cfg.procfs),
             xid: xid_enabled.then_some(&xid_counts),
             kubelet: kubelet.as_deref(),
+            dcgm: dcgm_backend,
         };
         let spawned = std::thread::Builder::new()
             .name("sampler".into())

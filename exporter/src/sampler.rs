@@ -5,8 +5,10 @@
 use crate::published::{CollectorReport, OomKey, Published, XidKey};
 use crate::shared::Shared;
 use headroom_core::collect::{
-    Collector, DeviceCollector, GpmCollector, Kind, Outcome, ProcessCollector, XidCounts,
+    Collector, DcgmCollector, DeviceCollector, GpmCollector, Kind, Outcome, ProcessCollector,
+    XidCounts,
 };
+use headroom_core::dcgm::DcgmBackend;
 use headroom_core::log;
 use headroom_core::model::Snapshot;
 use headroom_core::nvml::NvmlBackend;
@@ -29,6 +31,8 @@ pub struct Sampler<'n> {
     pub xid: Option<&'n XidCounts>,
     /// The kubelet's latest pod assignments, when pod attribution is on.
     pub kubelet: Option<&'n headroom_kubelet::Cache>,
+    /// The DCGM backend, when it serves engine activity (the `dcgm` collector).
+    pub dcgm: Option<DcgmBackend>,
 }
 
 #[derive(Debug, Default)]
@@ -52,13 +56,18 @@ fn report(kind: Kind, started: Instant, out: Outcome) -> CollectorReport {
 
 impl<'n> Sampler<'n> {
     /// Runs until a message arrives on (or the sender of) `stop`.
-    pub fn run(self, stop: Receiver<()>) {
+    pub fn run(mut self, stop: Receiver<()>) {
         let mut device = DeviceCollector::default();
         let mut others: Vec<Box<dyn Collector<'n> + 'n>> = Vec::new();
         for kind in &self.collectors {
             match kind {
                 Kind::Process => others.push(Box::new(ProcessCollector::new(self.procfs.clone()))),
                 Kind::Gpm => others.push(Box::new(GpmCollector::new())),
+                Kind::Dcgm => {
+                    if let Some(d) = self.dcgm.take() {
+                        others.push(Box::new(DcgmCollector::new(d, self.interval)));
+                    }
+                }
                 Kind::Device | Kind::Xid => {}
             }
         }

@@ -185,3 +185,133 @@ fn listen_conflict_exits_4() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn backend_dcgm_without_dcgm_is_one_clear_line_and_exit_3() {
+    let scenario = repo_root().join("scenarios/a100-mig.toml");
+    let out = Command::new(exporter_bin())
+        .args([
+            "--simulate",
+            scenario.to_str().unwrap(),
+            "--nvml-lib",
+            fake_nvml().to_str().unwrap(),
+            "--backend",
+            "dcgm",
+            "--dcgm-lib",
+            "/nonexistent/libdcgm.so.4",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--backend dcgm") && err.contains("/nonexistent/libdcgm.so.4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn backend_auto_falls_back_to_nvml_and_says_why() {
+    let e = simulated(&[
+        "--backend",
+        "auto",
+        "--dcgm-lib",
+        "/nonexistent/libdcgm.so.4",
+    ]);
+    let text = metrics_after(&e, 1);
+    let lines = e.stderr.lock().unwrap().clone();
+    let said: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("engine activity backend"))
+        .collect();
+    assert_eq!(said.len(), 1, "{lines:#?}");
+    assert!(
+        said[0].contains("backend=\"nvml\"") && said[0].contains("/nonexistent/libdcgm.so.4"),
+        "{}",
+        said[0]
+    );
+    assert!(text.contains("headroom_collector_success{collector=\"gpm\"} 1"));
+    assert!(!text.contains("collector=\"dcgm\""));
+}
+
+#[test]
+fn backend_dcgm_replaces_gpm_with_the_dcgm_collector() {
+    let dcgm = fake_dcgm();
+    let e = simulated(&["--backend", "dcgm", "--dcgm-lib", dcgm.to_str().unwrap()]);
+    let text = metrics_after(&e, 2);
+    assert!(
+        text.contains("headroom_collector_success{collector=\"dcgm\"} 1"),
+        "{text}"
+    );
+    assert!(!text.contains("collector=\"gpm\""));
+    // The H100 scenario's GPU-level activity now comes from DCGM, DRAM included.
+    assert!(!samples(&text, "headroom_gpu_graphics_active_ratio").is_empty());
+    let lines = e.stderr.lock().unwrap().clone();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("engine activity backend") && l.contains("backend=\"dcgm\"")),
+        "{lines:#?}"
+    );
+}
+
+/// A failing DCGM shows as `headroom_collector_success{collector="dcgm"} 0` with a reason,
+/// and the rest of the scrape (NVML memory, the other collectors) still works.
+#[test]
+fn failing_dcgm_fails_its_collector_only() {
+    let root = repo_root();
+    let dir = std::env::temp_dir().join(format!("headroom-dcgm-fault-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("a100-fault.toml");
+    let text = std::fs::read_to_string(root.join("scenarios/a100-mig.toml")).unwrap();
+    std::fs::write(
+        &scenario,
+        format!(
+            "{text}\n[[fault]]\ncall = \"dcgmEntitiesGetLatestValues\"\nerror = \"NO_PERMISSION\"\n"
+        ),
+    )
+    .unwrap();
+    let (nvml, dcgm) = (fake_nvml(), fake_dcgm());
+    let e = start(
+        &[
+            "--simulate",
+            scenario.to_str().unwrap(),
+            "--nvml-lib",
+            nvml.to_str().unwrap(),
+            "--backend",
+            "dcgm",
+            "--dcgm-lib",
+            dcgm.to_str().unwrap(),
+            "--interval",
+            "200ms",
+        ],
+        &[("HEADROOM_FAKE_FREEZE_AT", "200")],
+    );
+    let text = metrics_after(&e, 2);
+    assert!(
+        text.contains("headroom_collector_success{collector=\"dcgm\"} 0"),
+        "{text}"
+    );
+    assert!(text.contains("headroom_collector_success{collector=\"device\"} 1"));
+    assert!(
+        samples(&text, "headroom_collector_errors_total")
+            .iter()
+            .any(|(l, v)| label(l, "collector") == Some("dcgm")
+                && label(l, "reason") == Some("no_permission")
+                && *v >= 1.0),
+        "{text}"
+    );
+    assert_eq!(samples(&text, "headroom_mig_memory_used_bytes").len(), 3);
+    assert!(samples(&text, "headroom_mig_graphics_active_ratio").is_empty());
+    let lines = e.stderr.lock().unwrap().clone();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("dcgmEntitiesGetLatestValues")),
+        "{lines:#?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

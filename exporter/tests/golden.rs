@@ -60,26 +60,32 @@ pub fn python_parse(text: &str) -> serde_json::Value {
 }
 
 fn golden(scenario: &str) {
+    golden_with(scenario, scenario, &[]);
+}
+
+/// Runs `scenario` with `extra` flags and compares with `tests/golden/<name>.prom`.
+fn golden_with(scenario: &str, name: &str, extra: &[&str]) {
     let root = repo_root();
     let scenario_path = root.join(format!("scenarios/{scenario}.toml"));
     let procfs = root.join("tests/fixtures/procfs");
-    let e = start(
-        &[
-            "--simulate",
-            scenario_path.to_str().unwrap(),
-            "--nvml-lib",
-            fake_nvml().to_str().unwrap(),
-            "--compat",
-            "dcgm",
-            "--node-name",
-            "golden-node",
-            "--procfs",
-            procfs.to_str().unwrap(),
-            "--interval",
-            "200ms",
-        ],
-        &[("HEADROOM_FAKE_FREEZE_AT", FREEZE_AT)],
-    );
+    let nvml = fake_nvml();
+    let mut args = vec![
+        "--simulate",
+        scenario_path.to_str().unwrap(),
+        "--nvml-lib",
+        nvml.to_str().unwrap(),
+        "--compat",
+        "dcgm",
+        "--node-name",
+        "golden-node",
+        "--procfs",
+        procfs.to_str().unwrap(),
+        "--interval",
+        "200ms",
+    ];
+    args.extend_from_slice(extra);
+    let e = start(&args, &[("HEADROOM_FAKE_FREEZE_AT", FREEZE_AT)]);
+    let scenario = name;
     // A few cycles, so Xid events delivered to the listener thread are in the snapshot.
     let text = metrics_after(&e, 4);
     assert!(text.ends_with("# EOF\n"), "not OpenMetrics-terminated");
@@ -136,6 +142,24 @@ fn golden_b200_mig() {
 #[test]
 fn golden_large() {
     golden("large");
+}
+
+/// The A100 MIG scenario on the NVML backend: no GPM on Ampere, so no activity families.
+#[test]
+fn golden_a100_mig() {
+    golden("a100-mig");
+}
+
+/// The same A100 with the DCGM backend (Headroom's fake libdcgm): per-instance activity and
+/// DRAM from DCGM's profiling fields, matched to the MIG instances through DCGM's hierarchy.
+#[test]
+fn golden_a100_mig_dcgm() {
+    let dcgm = fake_dcgm();
+    golden_with(
+        "a100-mig",
+        "a100-mig-dcgm",
+        &["--backend", "dcgm", "--dcgm-lib", dcgm.to_str().unwrap()],
+    );
 }
 
 #[test]

@@ -61,6 +61,22 @@ pub const WILDCARD_EXEMPT: &[&str] = &[
     "nvmlEventSetFree",
 ];
 
+/// DCGM functions the fake DCGM (`headroom-fake-dcgm`) exports; `[[fault]]` may name them
+/// too (its NVML error name is answered as the nearest DCGM status).
+pub const DCGM_CALLS: &[&str] = &[
+    "dcgmInit",
+    "dcgmStartEmbedded",
+    "dcgmConnect_v2",
+    "dcgmGetAllSupportedDevices",
+    "dcgmGetGpuInstanceHierarchy",
+    "dcgmGroupCreate",
+    "dcgmGroupAddEntity",
+    "dcgmFieldGroupCreate",
+    "dcgmWatchFields",
+    "dcgmUpdateAllFields",
+    "dcgmEntitiesGetLatestValues",
+];
+
 /// Which calls a fault applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultCall {

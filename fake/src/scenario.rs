@@ -56,6 +56,8 @@ pub struct Activity {
     pub graphics: Series,
     pub sm: Series,
     pub tensor: Series,
+    /// Memory-interface activity (only the fake DCGM serves it).
+    pub dram: Series,
 }
 
 /// Which activity metric.
@@ -64,6 +66,7 @@ pub enum ActivityKind {
     Graphics,
     Sm,
     Tensor,
+    Dram,
 }
 
 impl Activity {
@@ -73,6 +76,7 @@ impl Activity {
             ActivityKind::Graphics => &self.graphics,
             ActivityKind::Sm => &self.sm,
             ActivityKind::Tensor => &self.tensor,
+            ActivityKind::Dram => &self.dram,
         }
     }
 }

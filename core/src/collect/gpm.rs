@@ -154,6 +154,7 @@ impl<'n> Collector<'n> for GpmCollector<'n> {
                         graphics: ratio(results.first()),
                         sm: ratio(results.get(1)),
                         tensor: ratio(results.get(2)),
+                        dram: None,
                     };
                     let gpu = &mut snapshot.gpus[slot];
                     match key.1 {

@@ -5,11 +5,13 @@
 //! Order within a cycle: `device` first (it discovers GPUs and MIG instances and builds the
 //! [`Topology`] the others use), then the rest.
 
+mod dcgm;
 mod device;
 mod gpm;
 mod process;
 mod xid;
 
+pub use dcgm::DcgmCollector;
 pub use device::DeviceCollector;
 pub use gpm::{GpmCollector, MIN_SPACING as GPM_MIN_SPACING};
 pub use process::ProcessCollector;
@@ -32,6 +34,9 @@ pub enum Kind {
     Gpm,
     /// Xid critical-error events.
     Xid,
+    /// Engine activity from DCGM's profiling fields (the DCGM backend's stand-in for `gpm`;
+    /// chosen with `--backend`, not listed in [`Kind::ALL`]).
+    Dcgm,
 }
 
 impl Kind {
@@ -43,6 +48,7 @@ impl Kind {
             Kind::Process => "process",
             Kind::Gpm => "gpm",
             Kind::Xid => "xid",
+            Kind::Dcgm => "dcgm",
         }
     }
 }

@@ -2,8 +2,9 @@
 //! dashboards use, so they keep working after a switch to Headroom.
 //!
 //! Families (all gauges, dcgm-exporter's units): `DCGM_FI_DEV_FB_USED` and
-//! `DCGM_FI_DEV_FB_FREE` (MiB), `DCGM_FI_PROF_GR_ENGINE_ACTIVE` and
-//! `DCGM_FI_PROF_PIPE_TENSOR_ACTIVE` (ratio), `DCGM_FI_DEV_GPU_TEMP` (°C),
+//! `DCGM_FI_DEV_FB_FREE` (MiB), `DCGM_FI_PROF_GR_ENGINE_ACTIVE`, `DCGM_FI_PROF_SM_ACTIVE`,
+//! `DCGM_FI_PROF_PIPE_TENSOR_ACTIVE` and `DCGM_FI_PROF_DRAM_ACTIVE` (ratio; DRAM only with the
+//! DCGM backend), `DCGM_FI_DEV_GPU_TEMP` (°C),
 //! `DCGM_FI_DEV_POWER_USAGE` (W), `DCGM_FI_DEV_SM_CLOCK` (MHz), `DCGM_FI_DEV_GPU_UTIL` (%).
 //! Labels: `gpu`, `UUID`, `device` (`nvidia<N>`), `modelName`, `Hostname`, and on MIG-enabled
 //! GPUs the memory and profiling fields are per GPU instance with `GPU_I_PROFILE`, `GPU_I_ID`,
@@ -62,9 +63,19 @@ pub fn encode(
         "Ratio of time the graphics engine is active.",
         None,
     );
+    let mut sm = Family::gauge(
+        "DCGM_FI_PROF_SM_ACTIVE",
+        "The ratio of cycles an SM has at least 1 warp assigned.",
+        None,
+    );
     let mut tensor = Family::gauge(
         "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE",
         "Ratio of cycles the tensor (HMMA) pipe is active.",
+        None,
+    );
+    let mut dram = Family::gauge(
+        "DCGM_FI_PROF_DRAM_ACTIVE",
+        "Ratio of cycles the device memory interface is active sending or receiving data.",
         None,
     );
     let mut temp = Family::gauge("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", None);
@@ -89,16 +100,22 @@ pub fn encode(
                 used.push(ml.clone(), m.memory.map(|x| x.used as f64 / MIB));
                 free.push(ml.clone(), m.memory.map(|x| x.free() as f64 / MIB));
                 gr.push(ml.clone(), m.activity.graphics);
-                tensor.push(ml, m.activity.tensor);
+                sm.push(ml.clone(), m.activity.sm);
+                tensor.push(ml.clone(), m.activity.tensor);
+                dram.push(ml, m.activity.dram);
             }
         } else {
             used.push(l.clone(), g.memory.map(|x| x.used as f64 / MIB));
             free.push(l.clone(), g.memory.map(|x| x.free() as f64 / MIB));
             gr.push(l.clone(), g.activity.graphics);
-            tensor.push(l, g.activity.tensor);
+            sm.push(l.clone(), g.activity.sm);
+            tensor.push(l.clone(), g.activity.tensor);
+            dram.push(l, g.activity.dram);
         }
     }
-    for f in [&used, &free, &gr, &tensor, &temp, &power, &clock, &util] {
+    for f in [
+        &used, &free, &gr, &sm, &tensor, &dram, &temp, &power, &clock, &util,
+    ] {
         f.encode(encoder)?;
     }
     Ok(())

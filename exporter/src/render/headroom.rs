@@ -4,8 +4,12 @@
 //! - `headroom_gpu_info`, `headroom_gpu_memory_{total,reserved,used}_bytes`,
 //!   `headroom_gpu_temperature_celsius`, `headroom_gpu_power_watts`,
 //!   `headroom_gpu_sm_clock_hertz`, `headroom_gpu_utilization_ratio`,
-//!   `headroom_gpu_{graphics,sm,tensor}_active_ratio`
-//! - `headroom_mig_memory_{total,used}_bytes`, `headroom_mig_{graphics,sm,tensor}_active_ratio`
+//!   `headroom_gpu_{graphics,sm,tensor,dram}_active_ratio`
+//! - `headroom_mig_memory_{total,used}_bytes`,
+//!   `headroom_mig_{graphics,sm,tensor,dram}_active_ratio`
+//!
+//! Activity comes from GPM or, with the DCGM backend, from DCGM's profiling fields (the
+//! help texts name both); `dram` only from DCGM.
 //! - `headroom_process_memory_used_bytes`, `headroom_mps_client_memory_limit_bytes`
 //! - `headroom_oom_events_total`, `headroom_xid_errors_total`
 //! - `headroom_collector_success`, `headroom_collector_duration_seconds`,
@@ -109,17 +113,22 @@ pub fn encode_head(
     );
     let mut gr = Family::gauge(
         "headroom_gpu_graphics_active",
-        "Fraction of time the graphics/compute engine was active (GPM).",
+        "Fraction of time the graphics/compute engine was active (GPM, or DCGM GR_ENGINE_ACTIVE).",
         ratio(),
     );
     let mut sm = Family::gauge(
         "headroom_gpu_sm_active",
-        "Average fraction of SMs active (GPM).",
+        "Average fraction of SMs active (GPM, or DCGM SM_ACTIVE).",
         ratio(),
     );
     let mut tensor = Family::gauge(
         "headroom_gpu_tensor_active",
-        "Fraction of time any tensor pipe was active (GPM).",
+        "Fraction of time any tensor pipe was active (GPM, or DCGM PIPE_TENSOR_ACTIVE).",
+        ratio(),
+    );
+    let mut dram = Family::gauge(
+        "headroom_gpu_dram_active",
+        "Fraction of cycles the device memory interface was active (DCGM DRAM_ACTIVE; DCGM backend only).",
         ratio(),
     );
     let mut mig_total = Family::gauge(
@@ -134,17 +143,22 @@ pub fn encode_head(
     );
     let mut mig_gr = Family::gauge(
         "headroom_mig_graphics_active",
-        "Fraction of time the graphics/compute engine of the MIG GPU instance was active (GPM MIG sample).",
+        "Fraction of time the graphics/compute engine of the MIG GPU instance was active (GPM MIG sample, or DCGM GR_ENGINE_ACTIVE).",
         ratio(),
     );
     let mut mig_sm = Family::gauge(
         "headroom_mig_sm_active",
-        "Average fraction of the MIG GPU instance's SMs active (GPM MIG sample).",
+        "Average fraction of the MIG GPU instance's SMs active (GPM MIG sample, or DCGM SM_ACTIVE).",
         ratio(),
     );
     let mut mig_tensor = Family::gauge(
         "headroom_mig_tensor_active",
-        "Fraction of time any tensor pipe of the MIG GPU instance was active (GPM MIG sample).",
+        "Fraction of time any tensor pipe of the MIG GPU instance was active (GPM MIG sample, or DCGM PIPE_TENSOR_ACTIVE).",
+        ratio(),
+    );
+    let mut mig_dram = Family::gauge(
+        "headroom_mig_dram_active",
+        "Fraction of cycles the MIG GPU instance's memory interface was active (DCGM DRAM_ACTIVE; DCGM backend only).",
         ratio(),
     );
     let mut proc_mem = Family::gauge(
@@ -180,14 +194,16 @@ pub fn encode_head(
         util.push(gl.clone(), g.utilization);
         gr.push(gl.clone(), g.activity.graphics);
         sm.push(gl.clone(), g.activity.sm);
-        tensor.push(gl, g.activity.tensor);
+        tensor.push(gl.clone(), g.activity.tensor);
+        dram.push(gl, g.activity.dram);
         for m in &g.mig_instances {
             let ml = mig_labels(g, m);
             mig_total.push(ml.clone(), m.memory.map(|x| x.total));
             mig_used.push(ml.clone(), m.memory.map(|x| x.used));
             mig_gr.push(ml.clone(), m.activity.graphics);
             mig_sm.push(ml.clone(), m.activity.sm);
-            mig_tensor.push(ml, m.activity.tensor);
+            mig_tensor.push(ml.clone(), m.activity.tensor);
+            mig_dram.push(ml, m.activity.dram);
         }
         for pr in &g.processes {
             let pl = process_labels(g, pr);
@@ -286,11 +302,13 @@ pub fn encode_head(
         &gr,
         &sm,
         &tensor,
+        &dram,
         &mig_total,
         &mig_used,
         &mig_gr,
         &mig_sm,
         &mig_tensor,
+        &mig_dram,
         &proc_mem,
         &proc_limit,
         &oom,

@@ -34,6 +34,20 @@ pub fn fake_nvml() -> PathBuf {
     lib
 }
 
+/// Headroom's fake DCGM library, built next to the exporter.
+pub fn fake_dcgm() -> PathBuf {
+    let lib = exporter_bin()
+        .parent()
+        .unwrap()
+        .join("libheadroom_fake_dcgm.so");
+    assert!(
+        lib.is_file(),
+        "{} missing: build the workspace first (cargo build --workspace)",
+        lib.display()
+    );
+    lib
+}
+
 /// A running exporter, killed on drop.
 pub struct Exporter {
     pub child: Child,

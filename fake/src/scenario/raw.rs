@@ -64,6 +64,9 @@ pub(super) struct RawGpu {
     pub sm_active: Option<Value>,
     #[serde(default)]
     pub tensor_active: Option<Value>,
+    /// Memory-interface activity, served by the fake DCGM only (`DCGM_FI_PROF_DRAM_ACTIVE`).
+    #[serde(default)]
+    pub dram_active: Option<Value>,
     #[serde(default)]
     pub mig_mode: bool,
     #[serde(default)]
@@ -92,6 +95,9 @@ pub(super) struct RawMig {
     pub sm_active: Option<Value>,
     #[serde(default)]
     pub tensor_active: Option<Value>,
+    /// Memory-interface activity, served by the fake DCGM only (`DCGM_FI_PROF_DRAM_ACTIVE`).
+    #[serde(default)]
+    pub dram_active: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]

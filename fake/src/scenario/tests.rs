@@ -401,7 +401,7 @@ xid = 31
     );
     let ps = problems(&text);
     for e in [
-        "fault[0].call: \"nvmlDeviceGetTemprature\" is not an NVML function the fake exports (or \"*\")",
+        "fault[0].call: \"nvmlDeviceGetTemprature\" is not an NVML or DCGM function the fakes export (or \"*\")",
         "fault[0]: gpu 3 does not exist (the scenario has 1 GPUs)",
         "fault[0].error: \"BROKEN\" is not an NVML error name (e.g. NOT_SUPPORTED, GPU_IS_LOST, TIMEOUT)",
         "fault[1]: needs error or hang_ms (or both)",

@@ -7,7 +7,7 @@ use super::validate_gpu::{check_fit, gpu};
 use super::values::{Problems, memory_timeline};
 use super::{CudaVersion, Gpu, Problem, Scenario, Workload};
 use crate::contention::Contention;
-use crate::faults::{Fault, FaultCall, NVML_CALLS};
+use crate::faults::{DCGM_CALLS, Fault, FaultCall, NVML_CALLS};
 use crate::nvml_error;
 use crate::xid::{XidEvent, XidSchedule, XidStorm};
 use std::collections::HashMap;
@@ -221,11 +221,11 @@ fn fault(i: usize, f: &RawFault, gpu_count: usize, p: &mut Problems) -> Option<F
                 format!("{at}.call"),
                 "nvmlErrorString cannot fail (it returns a string)",
             );
-        } else if !NVML_CALLS.contains(&f.call.as_str()) {
+        } else if !NVML_CALLS.contains(&f.call.as_str()) && !DCGM_CALLS.contains(&f.call.as_str()) {
             p.add(
                 format!("{at}.call"),
                 format!(
-                    "{:?} is not an NVML function the fake exports (or \"*\")",
+                    "{:?} is not an NVML or DCGM function the fakes export (or \"*\")",
                     f.call
                 ),
             );

@@ -125,14 +125,17 @@ pub(super) fn gpu(
             p,
         ),
     };
-    let any_activity =
-        g.graphics_active.is_some() || g.sm_active.is_some() || g.tensor_active.is_some();
+    let any_activity = g.graphics_active.is_some()
+        || g.sm_active.is_some()
+        || g.tensor_active.is_some()
+        || g.dram_active.is_some();
     let activity = (any_activity || !g.mig_mode).then(|| {
         activity(
             &at,
             g.graphics_active.as_ref(),
             g.sm_active.as_ref(),
             g.tensor_active.as_ref(),
+            g.dram_active.as_ref(),
             p,
         )
     });
@@ -213,6 +216,7 @@ fn mig(
         m.graphics_active.as_ref(),
         m.sm_active.as_ref(),
         m.tensor_active.as_ref(),
+        m.dram_active.as_ref(),
         p,
     );
     let table = table?;

@@ -139,11 +139,13 @@ pub(super) fn activity(
     graphics: Option<&Value>,
     sm: Option<&Value>,
     tensor: Option<&Value>,
+    dram: Option<&Value>,
     p: &mut Problems,
 ) -> Activity {
     Activity {
         graphics: series(graphics, &format!("{at}.graphics_active"), 0.0, 0.0, 1.0, p),
         sm: series(sm, &format!("{at}.sm_active"), 0.0, 0.0, 1.0, p),
         tensor: series(tensor, &format!("{at}.tensor_active"), 0.0, 0.0, 1.0, p),
+        dram: series(dram, &format!("{at}.dram_active"), 0.0, 0.0, 1.0, p),
     }
 }
