@@ -20,7 +20,7 @@ use super::{Collector, Kind, Outcome, Topology};
 use crate::dcgm::{DcgmBackend, DcgmError, RawValue, Value, Watch, entity, field, status};
 use crate::model::{Memory, Snapshot};
 use crate::nvml::NvmlBackend;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// Fields read for every entity (unsupported ones come back blank).
@@ -181,25 +181,25 @@ impl<'n> Collector<'n> for DcgmCollector {
                 return out;
             }
         };
-        // Group the values by entity.
-        let mut by_entity: HashMap<(u32, u32), HashMap<u16, &RawValue>> = HashMap::new();
+        // Group the values by entity (ordered, so errors come in a stable order and the
+        // sampler's "log when it changes" does not flap).
+        let mut by_entity: BTreeMap<(u32, u32), HashMap<u16, &RawValue>> = BTreeMap::new();
         for v in &values {
             by_entity
                 .entry((v.entity_group, v.entity_id))
                 .or_default()
                 .insert(v.field, v);
         }
-        let mut failed_entities: Vec<String> = Vec::new();
         let mut lost_watch = false;
         for (&(group, id), fields) in &by_entity {
             if let Some(bad) = fields.values().find(|v| failed(v)) {
                 lost_watch |= bad.status == status::NOT_WATCHED;
+                // DCGM's ids, named as such (they are not NVML's indexes).
                 let target = match group {
-                    entity::GPU => format!("dcgm gpu {id}"),
-                    _ => format!("dcgm gpu-instance {id}"),
+                    entity::GPU => format!("dcgm-gpu{id}"),
+                    _ => format!("dcgm-gi{id}"),
                 };
                 let text = self.dcgm.status_text(bad.status);
-                failed_entities.push(target.clone());
                 out.errors.push(crate::nvml::CallError {
                     call: "dcgmEntitiesGetLatestValues",
                     target: Some(target),
