@@ -126,29 +126,7 @@ impl DcgmBackend {
     pub fn open(library: Option<&Path>, address: Option<&str>) -> Result<Self, DcgmError> {
         let (lib, path) = match library {
             Some(p) => (raw::Library::load(p)?, p.to_path_buf()),
-            None => {
-                let mut last = None;
-                let mut found = None;
-                for name in DEFAULT_LIBRARIES {
-                    match raw::Library::load(Path::new(name)) {
-                        Ok(l) => {
-                            found = Some((l, PathBuf::from(name)));
-                            break;
-                        }
-                        Err(e) => last = Some(e),
-                    }
-                }
-                match (found, last) {
-                    (Some(f), _) => f,
-                    (None, Some(e)) => return Err(e),
-                    (None, None) => {
-                        return Err(DcgmError::Load {
-                            library: DEFAULT_LIBRARIES.join(", "),
-                            detail: "nothing tried".into(),
-                        });
-                    }
-                }
-            }
+            None => Self::load_default()?,
         };
         lib.init()?;
         let engine = match address {
@@ -163,6 +141,21 @@ impl DcgmBackend {
         };
         backend.connect()?;
         Ok(backend)
+    }
+
+    /// The first of [`DEFAULT_LIBRARIES`] that loads, else the last one's error.
+    fn load_default() -> Result<(raw::Library, PathBuf), DcgmError> {
+        let mut last = None;
+        for name in DEFAULT_LIBRARIES {
+            match raw::Library::load(Path::new(name)) {
+                Ok(l) => return Ok((l, PathBuf::from(name))),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| DcgmError::Load {
+            library: DEFAULT_LIBRARIES.join(", "),
+            detail: "nothing tried".into(),
+        }))
     }
 
     fn connect(&mut self) -> Result<raw::Id, DcgmError> {
