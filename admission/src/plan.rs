@@ -79,6 +79,17 @@ impl<'s> Planner<'s> {
     }
 
     fn check(&self, d: usize, extra: &[(&Shape, f64)], stop: bool) -> Check {
+        self.check_with(d, true, extra, stop)
+    }
+
+    /// [`Planner::check`], with or without the requests planned so far.
+    fn check_with(
+        &self,
+        d: usize,
+        with_planned: bool,
+        extra: &[(&Shape, f64)],
+        stop: bool,
+    ) -> Check {
         let Some(budget) = self.state.free_budget(d, self.config.reserve) else {
             return Check {
                 feasible: false,
@@ -100,8 +111,10 @@ impl<'s> Planner<'s> {
         }
         for band in bands {
             let mut lanes: Vec<Lane<'_>> = self.state.running_lanes(d, band);
-            let planned = self.planned.get(d).map(Vec::as_slice).unwrap_or(&[]);
-            lanes.extend(planned.iter().map(|(s, t)| fresh(s, *t)));
+            if with_planned {
+                let planned = self.planned.get(d).map(Vec::as_slice).unwrap_or(&[]);
+                lanes.extend(planned.iter().map(|(s, t)| fresh(s, *t)));
+            }
             lanes.extend(extra.iter().map(|&(s, t)| fresh(s, t)));
             let sim = simulate(self.now, budget, &lanes, self.state.theta_of(band), stop);
             out.feasible &= sim.feasible;
@@ -121,7 +134,17 @@ impl<'s> Planner<'s> {
     fn fits(&self, d: usize, extra: &[(&Shape, f64)], shape: &Shape, t: f64) -> bool {
         let mut all: Vec<(&Shape, f64)> = extra.to_vec();
         all.push((shape, t));
-        self.check(d, &all, true).feasible
+        if !self.check(d, &all, true).feasible {
+            return false;
+        }
+        // Starting now is a commitment; planned starts are not. A planned co-runner slows
+        // the others in the prediction (and may keep their peaks apart), but it may never
+        // come: what starts now must be safe beside the running processes alone.
+        let planned_before = self.planned.get(d).is_some_and(|p| !p.is_empty());
+        if t <= self.now && (planned_before || !extra.is_empty()) {
+            return self.check_with(d, false, &[(shape, t)], true).feasible;
+        }
+        true
     }
 
     /// The earliest start (`now` or a grid time) at which `shape` fits on device `d`, given the
