@@ -29,7 +29,7 @@ const GONE_ROUNDS: u32 = 3;
 /// Runs per workload the profile is learned from.
 const HISTORY: usize = 10;
 /// Arrivals within this many seconds of the first one are planned together.
-const BATCH_S: f64 = 0.05;
+const BATCH_S: f64 = 0.02;
 
 fn unix_now() -> f64 {
     SystemTime::now()
@@ -525,7 +525,7 @@ impl Daemon {
                         MPS_UNAVAILABLE.to_string()
                     } else {
                         entry.map_or_else(
-                            || "not planned yet".to_string(),
+                            || crate::launch::NOT_PLANNED_YET.to_string(),
                             // The API's snake_case name (`device_memory_unknown`).
                             |e| {
                                 serde_json::to_value(e.reason)

@@ -27,12 +27,23 @@ use std::time::{Duration, Instant};
 const POLL_MIN: Duration = Duration::from_millis(20);
 const POLL_MAX: Duration = Duration::from_secs(1);
 
-/// How long to wait before asking again, given the predicted start.
-fn poll_after(predicted_start_in_s: Option<f64>) -> Duration {
+/// The queue reason the daemon gives for a request it has no plan entry for.
+pub(crate) const NOT_PLANNED_YET: &str = "not planned yet";
+
+/// A request the daemon has not planned yet (`pending`: enqueued after its last decision).
+/// It plans arrivals together within a few tens of milliseconds and may admit this one
+/// right then, so it is asked again soon and nothing is shown meanwhile.
+fn being_planned(reason: &str) -> bool {
+    reason == "pending" || reason == NOT_PLANNED_YET
+}
+
+/// How long to wait before asking again, given the predicted start and the queue reason.
+fn poll_after(predicted_start_in_s: Option<f64>, reason: &str) -> Duration {
     match predicted_start_in_s {
         Some(s) if s.is_finite() => {
             Duration::from_secs_f64((s / 4.0).max(0.0)).clamp(POLL_MIN, POLL_MAX)
         }
+        _ if being_planned(reason) => POLL_MIN,
         _ => Duration::from_millis(100),
     }
 }
@@ -117,7 +128,7 @@ pub fn run(client: &Client, req: RunRequest) -> ExitCode {
                 reason,
                 ..
             } => {
-                poll = poll_after(predicted_start_in_s);
+                poll = poll_after(predicted_start_in_s, &reason);
                 let when = predicted_start_in_s.map_or_else(
                     || "start not predictable yet".to_string(),
                     |s| format!("predicted start in {s:.0} s"),
@@ -126,7 +137,9 @@ pub fn run(client: &Client, req: RunRequest) -> ExitCode {
                     "queued for {}: position {position}, {when} ({reason})",
                     req.request.workload
                 );
-                if line != last_shown {
+                // Nothing to show until the daemon has planned it (tens of milliseconds;
+                // most runs on an idle GPU are admitted right then).
+                if line != last_shown && !being_planned(&reason) {
                     say(&line);
                     last_shown = line;
                 }
@@ -245,9 +258,15 @@ mod tests {
 
     #[test]
     fn polls_faster_as_the_start_nears() {
-        assert_eq!(poll_after(Some(0.0)), POLL_MIN);
-        assert_eq!(poll_after(Some(3600.0)), POLL_MAX);
-        assert_eq!(poll_after(Some(2.0)), Duration::from_millis(500));
-        assert_eq!(poll_after(None), Duration::from_millis(100));
+        assert_eq!(poll_after(Some(0.0), "ready"), POLL_MIN);
+        assert_eq!(poll_after(Some(3600.0), "memory"), POLL_MAX);
+        assert_eq!(poll_after(Some(2.0), "stagger"), Duration::from_millis(500));
+        assert_eq!(
+            poll_after(None, "device_memory_unknown"),
+            Duration::from_millis(100)
+        );
+        // Just enqueued: the daemon decides within its batch window.
+        assert_eq!(poll_after(None, "pending"), POLL_MIN);
+        assert_eq!(poll_after(None, NOT_PLANNED_YET), POLL_MIN);
     }
 }

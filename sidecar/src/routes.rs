@@ -11,16 +11,34 @@ use hyper::{Method, StatusCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The daemon behind its lock, plus readiness.
+/// What the sampler thread is told between its rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// A decision may be due sooner than the sampler planned (a request arrived): look again.
+    Wake,
+    /// The daemon is shutting down.
+    Stop,
+}
+
+/// The daemon behind its lock, plus readiness and the sampler's wake-up line.
 #[derive(Debug)]
 pub struct Shared {
     pub daemon: Mutex<Daemon>,
     pub ready: AtomicBool,
+    /// Room for one signal: wake-ups coalesce while the sampler is busy.
+    pub sampler: std::sync::mpsc::SyncSender<Signal>,
 }
 
 impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, Daemon> {
         self.daemon.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells the sampler to recompute when to decide (it sleeps until the next sampling
+    /// round otherwise, which would delay an arrival's admission by up to `--interval`).
+    pub fn wake_sampler(&self) {
+        // Full: a wake-up is already pending. Disconnected: the sampler has stopped.
+        let _ = self.sampler.try_send(Signal::Wake);
     }
 }
 
@@ -52,10 +70,16 @@ impl Handler for Api {
             Err(e) => return Reply::error(e.status(), e.message()),
         };
         match call {
-            Call::Enqueue(req) => match self.0.lock().enqueue(req) {
-                Ok(s) => Reply::json(StatusCode::CREATED, &s),
-                Err(e) => error_reply(e),
-            },
+            Call::Enqueue(req) => {
+                let answer = self.0.lock().enqueue(req);
+                match answer {
+                    Ok(s) => {
+                        self.0.wake_sampler();
+                        Reply::json(StatusCode::CREATED, &s)
+                    }
+                    Err(e) => error_reply(e),
+                }
+            }
             Call::Status { id } => {
                 let d = self.0.lock();
                 match Daemon::parse_id(id).and_then(|id| d.status(id)) {

@@ -9,7 +9,7 @@
 
 use crate::cli::ServeArgs;
 use crate::daemon::{Daemon, ManagedDevice, Settings};
-use crate::routes::{Api, Ops, Shared};
+use crate::routes::{Api, Ops, Shared, Signal};
 use crate::store::Store;
 use headroom_admission as adm;
 use headroom_core::collect::{Collector, DeviceCollector, ProcessCollector};
@@ -140,6 +140,7 @@ fn validate(a: &ServeArgs) -> Result<Valid, Vec<String>> {
             config: adm::Config {
                 margin,
                 reserve,
+                horizon_step_s: interval.as_secs_f64(),
                 ..adm::Config::default()
             },
             active_threads,
@@ -331,9 +332,11 @@ pub fn serve(a: ServeArgs) -> ExitCode {
             return ExitCode::from(5);
         }
     };
+    let (sampler_tx, sampler_rx) = std::sync::mpsc::sync_channel::<Signal>(1);
     let shared = Arc::new(Shared {
         daemon: std::sync::Mutex::new(daemon),
         ready: false.into(),
+        sampler: sampler_tx,
     });
     if let Err(e) = shared.lock().observe(&first) {
         log::warn("first observation failed", &[("error", &format!("{e:?}"))]);
@@ -379,7 +382,6 @@ pub fn serve(a: ServeArgs) -> ExitCode {
     );
     shared.ready.store(true, Ordering::Release);
 
-    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let interval = v.interval;
     let code = std::thread::scope(|scope| {
         let sampler_shared = shared.clone();
@@ -394,9 +396,11 @@ pub fn serve(a: ServeArgs) -> ExitCode {
                         next_sample.saturating_duration_since(std::time::Instant::now());
                     let wake = sampler_shared.lock().wake_in().map(Duration::from_secs_f64);
                     let timeout = wake.map_or(until_sample, |w| w.min(until_sample));
-                    match stop_rx.recv_timeout(timeout) {
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                        _ => return,
+                    match sampler_rx.recv_timeout(timeout) {
+                        Ok(Signal::Wake) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        Ok(Signal::Stop) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                            return;
+                        }
                     }
                     if std::time::Instant::now() < next_sample {
                         if let Err(e) = sampler_shared.lock().tick() {
@@ -439,7 +443,8 @@ pub fn serve(a: ServeArgs) -> ExitCode {
             );
             tokio::join!(api_server, ops_server, shutdown_signal(tx));
         });
-        let _ = stop_tx.send(());
+        // Blocks only until the sampler takes a pending wake-up; fails if it has stopped.
+        let _ = shared.sampler.send(Signal::Stop);
         ExitCode::SUCCESS
     });
     let _ = std::fs::remove_file(&a.socket.socket);

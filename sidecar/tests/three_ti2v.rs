@@ -1,12 +1,18 @@
-//! Issue 3, acceptance 1 (fake NVML, `scenarios/h100-mps-wan22.toml` at 40× speed, so a
-//! 242 s TI2V-5B run takes ≈6 s): three TI2V-5B jobs started together without the sidecar →
-//! at least one OOM; with the seeds' fixed 60 s stagger → all finish (the baseline makespan);
-//! the same three through `headroom-sidecar run`, after one learning run → zero OOMs, all
-//! finish, and a makespan no longer than the stagger's, within 3% (measured 100.2–101.8%: the
-//! policy matches the hand-tuned stagger but does not beat it after a single solo learning
-//! run, whose stretch is still the prior's wide range; serialising the third job, as a
-//! FIFO-earliest-fit policy does, measures ≈104%). nextest runs this test alone
-//! (`.config/nextest.toml`) so the two schedules are timed under the same load.
+//! Issue 3, acceptance 1 (fake NVML, `scenarios/h100-mps-wan22.toml` played faster):
+//! three TI2V-5B jobs started together without the sidecar → at least one OOM (at 40×);
+//! with the seeds' fixed 60 s stagger → all finish (the baseline makespan, at 20×, so a
+//! 242 s run takes ≈12 s); the same three through `headroom-sidecar run`, after one solo
+//! learning run → zero OOMs, all finish, and a makespan no longer than the stagger's.
+//!
+//! What the margin is made of (2026-11-22, 2-core build machine): after one solo run the
+//! stretch is still the prior's wide range, so the policy starts the second and third job
+//! together at ≈74–80 s instead of 60 s and 120 s; in the contention model that finishes
+//! ≈1.6 virtual seconds (0.25 %) sooner than the stagger. The sidecar's own costs do not
+//! scale with the time factor (the 20 ms arrival batch, a client poll, process starts: about
+//! 50 ms of wall time, 1 virtual second at 20×), which is why this test runs at 20× rather
+//! than 40× (where they eat the whole margin). Measured: 99.8–99.9 % of the stagger's
+//! makespan, also with two busy loops competing for the two cores. nextest runs this test
+//! alone (`.config/nextest.toml`) so the two schedules are timed under the same load.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -14,18 +20,23 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-const SCALE: f64 = 40.0;
+/// Time factor of the makespan comparison.
+const SCALE: f64 = 20.0;
+/// Time factor of the all-at-once run, which only has to show the OOM.
+const OOM_SCALE: f64 = 40.0;
 
 #[test]
 fn sidecar_beats_oom_and_fixed_stagger() {
-    let mut w = World::h100("three", SCALE);
-
     // 1. All at once, no admission control.
+    let fast = World::h100("three-oom", OOM_SCALE);
     let t0 = Instant::now();
-    let (outs, together) = finish_all(t0, (0..3).map(|_| w.job("ti2v-5b", &[])).collect());
+    let (outs, together) = finish_all(t0, (0..3).map(|_| fast.job("ti2v-5b", &[])).collect());
     let ooms = outs.iter().filter(|o| is_oom(o)).count();
     assert!(ooms >= 1, "three TI2V at once must OOM on an 80 GB H100");
     eprintln!("all at once: {ooms} OOM, {:.2} s", together.as_secs_f64());
+    drop(fast);
+
+    let mut w = World::h100("three", SCALE);
 
     // 2. The seeds' hand-tuned stagger: 60 s apart.
     let gap = Duration::from_secs_f64(60.0 / SCALE);
@@ -88,8 +99,8 @@ fn sidecar_beats_oom_and_fixed_stagger() {
         100.0 * sidecar.as_secs_f64() / stagger.as_secs_f64()
     );
     assert!(
-        sidecar.as_secs_f64() <= stagger.as_secs_f64() * 1.03,
-        "sidecar makespan {sidecar:?} more than 3% longer than the 60 s stagger's {stagger:?}\n{}",
+        sidecar <= stagger,
+        "sidecar makespan {sidecar:?} longer than the 60 s stagger's {stagger:?}\n{}",
         w.log()
     );
 }
