@@ -107,6 +107,7 @@ fn headroom_holds_up(name: &str, seeds: u64) {
             ooms(&r) == 0
         })
     };
+    let (mut warm_sum, mut stagger_sum) = (0.0, 0.0);
     for seed in 1..=seeds {
         let r: Report = compare(&s, seed, false);
         let warm = r.get("headroom_warm").unwrap();
@@ -124,15 +125,28 @@ fn headroom_holds_up(name: &str, seeds: u64) {
         assert!(warm.makespan_s <= oracle.makespan_s * 1.10, "{ctx}");
         assert!(warm.finished >= stagger.finished, "{ctx}");
         if stagger_ok {
-            // Known gap: on 3 x TI2V-5B Headroom is up to 0.6 % behind the one-minute
-            // stagger on some seeds (docs/benchmarks.md); elsewhere it is ahead.
+            // Per seed the two schedules see different luck: on 3 x TI2V-5B Headroom starts
+            // jobs 2 and 3 together, so its makespan is the slower of two random durations,
+            // and it is behind the one-minute stagger by up to 0.8 % on one seed in five (200
+            // seeds, docs/benchmarks.md). The stagger was tuned on its mean; the mean is
+            // compared below, this bounds the per-seed noise.
             assert!(warm.makespan_s <= stagger.makespan_s * 1.01, "{ctx}");
+            warm_sum += warm.makespan_s;
+            stagger_sum += stagger.makespan_s;
         }
         // Every policy ran every job at most once and accounted for all of them.
         for (k, p) in &r.policies {
             assert_eq!(p.finished + p.ooms + p.never_started, p.jobs, "{k}: {ctx}");
         }
     }
+    // No worse than the best fixed stagger, in the sense the stagger was chosen in: mean
+    // makespan over the same draws.
+    assert!(
+        warm_sum <= stagger_sum,
+        "{name}: mean makespan {:.1} s, tuned stagger {:.1} s",
+        warm_sum / seeds as f64,
+        stagger_sum / seeds as f64
+    );
 }
 
 #[test]
