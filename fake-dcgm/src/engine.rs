@@ -99,28 +99,14 @@ pub fn shutdown() -> Result<(), Status> {
 }
 
 fn load() -> Result<Inst, Status> {
-    let say = |m: String| eprintln!("headroom-fake-dcgm: {m}");
-    let Some(path) = std::env::var_os(headroom_fake::ENV_SCENARIO).filter(|p| !p.is_empty()) else {
-        say(format!("{} is not set", headroom_fake::ENV_SCENARIO));
-        return Err(sys::DCGM_ST_INIT_ERROR);
-    };
-    let scenario = Scenario::load(std::path::Path::new(&path)).map_err(|e| {
-        say(e.to_string());
+    let headroom_fake::World {
+        scenario,
+        clock,
+        state,
+    } = headroom_fake::World::from_env().map_err(|e| {
+        eprintln!("headroom-fake-dcgm: {e}");
         sys::DCGM_ST_INIT_ERROR
     })?;
-    let state = match StateDir::from_env() {
-        None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(e)) => {
-            say(format!("{}: {e}", headroom_fake::ENV_STATE_DIR));
-            return Err(sys::DCGM_ST_INIT_ERROR);
-        }
-    };
-    let clock =
-        Clock::from_env(scenario.time_scale, state.as_ref().map(StateDir::root)).map_err(|e| {
-            say(e.to_string());
-            sys::DCGM_ST_INIT_ERROR
-        })?;
     Ok(Inst {
         scenario,
         clock,

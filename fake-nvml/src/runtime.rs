@@ -104,31 +104,17 @@ pub(crate) fn instance() -> Result<Arc<Instance>, Ret> {
 }
 
 fn load() -> Result<Instance, Ret> {
-    let say = |msg: String| eprintln!("headroom-fake-nvml: {msg}");
-    let Some(path) = std::env::var_os(headroom_fake::ENV_SCENARIO).filter(|p| !p.is_empty()) else {
-        say(format!(
-            "{} is not set: point it at a scenario file (see docs/scenarios.md)",
-            headroom_fake::ENV_SCENARIO
-        ));
-        return Err(DRIVER_NOT_LOADED);
-    };
-    let scenario = Scenario::load(std::path::Path::new(&path)).map_err(|e| {
-        say(e.to_string());
-        UNKNOWN
-    })?;
-    let state = match StateDir::from_env() {
-        None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(e)) => {
-            say(format!("{}: {e}", headroom_fake::ENV_STATE_DIR));
-            return Err(UNKNOWN);
+    let headroom_fake::World {
+        scenario,
+        clock,
+        state,
+    } = headroom_fake::World::from_env().map_err(|e| {
+        eprintln!("headroom-fake-nvml: {e}");
+        match e {
+            headroom_fake::WorldError::NoScenario => DRIVER_NOT_LOADED,
+            headroom_fake::WorldError::Invalid(_) => UNKNOWN,
         }
-    };
-    let clock =
-        Clock::from_env(scenario.time_scale, state.as_ref().map(StateDir::root)).map_err(|e| {
-            say(e.to_string());
-            UNKNOWN
-        })?;
+    })?;
     Ok(Instance {
         scenario,
         clock,

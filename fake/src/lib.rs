@@ -18,12 +18,14 @@ pub mod nvml_error;
 pub mod scenario;
 pub mod state;
 pub mod timeline;
+pub mod world;
 pub mod xid;
 
 pub use clock::Clock;
 pub use device::{DeviceRef, RunningProcess};
 pub use scenario::{Scenario, ScenarioError};
 pub use state::{LiveJob, StateDir};
+pub use world::{World, WorldError};
 
 /// Environment variable naming the scenario file (required by the fake NVML and the job).
 pub const ENV_SCENARIO: &str = "HEADROOM_FAKE_SCENARIO";
