@@ -16,6 +16,10 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The queue `reason` of a request the daemon has no plan entry for (like `pending`, which
+/// the admission core gives a request enqueued after its last decision: not planned yet).
+pub const NOT_PLANNED_YET: &str = "not planned yet";
+
 /// Largest request body the daemon reads.
 pub const MAX_BODY: usize = 256 * 1024;
 

@@ -525,7 +525,7 @@ impl Daemon {
                         MPS_UNAVAILABLE.to_string()
                     } else {
                         entry.map_or_else(
-                            || crate::launch::NOT_PLANNED_YET.to_string(),
+                            || crate::api::NOT_PLANNED_YET.to_string(),
                             // The API's snake_case name (`device_memory_unknown`).
                             |e| {
                                 serde_json::to_value(e.reason)

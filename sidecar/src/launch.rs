@@ -8,7 +8,7 @@
 //! 75 still queued after `--timeout`; 126 the command cannot be executed; 127 not found;
 //! 130/143 interrupted while queued (the request leaves the queue first).
 
-use crate::api::{AdmissionRequest, AdmissionStatus, Finished, Started};
+use crate::api::{AdmissionRequest, AdmissionStatus, Finished, NOT_PLANNED_YET, Started};
 use crate::client::{Client, ClientError};
 use crate::oom_text::OomWatcher;
 use headroom_core::procfs::ProcFs;
@@ -26,9 +26,6 @@ use std::time::{Duration, Instant};
 /// it is far off (a thousand queued clients then cost the daemon little).
 const POLL_MIN: Duration = Duration::from_millis(20);
 const POLL_MAX: Duration = Duration::from_secs(1);
-
-/// The queue reason the daemon gives for a request it has no plan entry for.
-pub(crate) const NOT_PLANNED_YET: &str = "not planned yet";
 
 /// A request the daemon has not planned yet (`pending`: enqueued after its last decision).
 /// It plans arrivals together within a few tens of milliseconds and may admit this one
